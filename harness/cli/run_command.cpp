@@ -1,0 +1,135 @@
+#include "run_command.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "crashkit/harness/cell.hpp"
+
+namespace crashkit::cli {
+namespace {
+
+struct RunOptions {
+  std::string fault = "sigkill";
+  int cycles = 1;
+  std::string workload;
+  std::string prepare;
+  std::vector<std::string> checks;
+  std::vector<std::string> checks_offline;
+  std::string ready_timeout = "10s";
+  std::string stop_timeout = "10s";
+  std::string command_timeout = "10m";
+  std::string notify_access = "main";
+  std::string run_dir;
+  std::string user;
+  bool keep = false;
+  bool quiet = false;
+  std::vector<std::string> target;
+};
+
+int fail(const Error& e) {
+  fmt::print(stderr, "crashkit: {}\n", e.message);
+  return e.kind == ErrorKind::usage ? exit_code::usage : exit_code::harness_error;
+}
+
+Result<CellSpec> to_spec(const RunOptions& o) {
+  CellSpec s;
+  auto fault = Fault::parse(o.fault);
+  if (!fault) return fault.error();
+  s.fault = *fault;
+  s.cycles = o.cycles;
+  if (!o.workload.empty()) s.workload = o.workload;
+  if (!o.prepare.empty()) s.prepare = o.prepare;
+  s.check_online = o.checks;
+  s.check_offline = o.checks_offline;
+  for (auto [text, field, name] :
+       {std::tuple{&o.ready_timeout, &s.ready_timeout, "--ready-timeout"},
+        std::tuple{&o.stop_timeout, &s.stop_timeout, "--stop-timeout"},
+        std::tuple{&o.command_timeout, &s.command_timeout, "--command-timeout"}}) {
+    auto d = parse_duration(name, *text);
+    if (!d) return d.error();
+    *field = *d;
+  }
+  s.notify_access = o.notify_access == "all" ? NotifyAccess::all : NotifyAccess::main;
+  s.run_dir = o.run_dir;
+  s.keep = o.keep;
+  if (!o.user.empty()) s.user = o.user;
+  s.target = o.target;
+  return s;
+}
+
+int execute(const RunOptions& o) {
+  auto spec = to_spec(o);
+  if (!spec) return fail(spec.error());
+  CellLog log;
+  if (!o.quiet) log = [](std::string_view line) { fmt::print(stderr, "crashkit: {}\n", line); };
+  auto r = run_cell(*spec, log);
+  if (!r) return fail(r.error());
+  std::vector<Duration> rec;
+  for (const auto& c : r->cycles)
+    if (c.recovery) rec.push_back(*c.recovery);
+  std::string recovery;
+  if (!rec.empty()) {
+    std::sort(rec.begin(), rec.end());
+    recovery = fmt::format("; recovery (restart -> READY) min {} median {} max {}",
+                           format_duration(rec.front()), format_duration(rec[rec.size() / 2]),
+                           format_duration(rec.back()));
+  }
+  fmt::print("{}: {}{}\n", to_string(r->outcome), r->reason, recovery);
+  if (r->notify.rejected() > 0)
+    fmt::print(
+        "notify: {} datagram(s) accepted, {} rejected (no credentials {}, oversized {}, "
+        "malformed {}, foreign sender {})\n",
+        r->notify.accepted, r->notify.rejected(), r->notify.no_credentials, r->notify.oversized,
+        r->notify.malformed, r->notify.foreign_sender);
+  if (r->kept) fmt::print("run dir kept: {}\n", r->run_dir.string());
+  return exit_code_for(r->outcome);
+}
+
+}  // namespace
+
+std::function<int()> add_run_command(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* run = app.add_subcommand(
+      "run", "Start TARGET, wait for READY, run the workload, apply a fault, restart, check.");
+  run->footer(
+      "Placeholders {data_dir} {run_dir} {scratch} {ledger} {cycle} are replaced in TARGET, its\n"
+      "arguments, and every command. Commands run with /bin/sh -c in the run dir.\n"
+      "Exit codes: 0 no findings, 1 finding, 2 usage error, 3 harness error.\n"
+      "Example:\n"
+      "  crashkit run --fault sigkill --cycles 3 \\\n"
+      "    --workload 'redis-cli -s {run_dir}/r.sock set k v' \\\n"
+      "    --check 'test \"$(redis-cli -s {run_dir}/r.sock get k)\" = v' \\\n"
+      "    -- redis-server --supervised systemd --port 0 --unixsocket {run_dir}/r.sock \\\n"
+      "       --appendonly yes --appendfsync always --dir {data_dir}");
+  run->add_option("--fault", o->fault, "sigterm | sigkill | sigkill-after=DURATION")
+      ->capture_default_str();
+  run->add_option("--cycles", o->cycles, "fault+restart cycles in one run")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--workload", o->workload, "shell command run after READY, before the fault");
+  run->add_option("--prepare", o->prepare, "shell command run once before the first start");
+  run->add_option("--check", o->checks, "online check after the restart's READY (repeatable)");
+  run->add_option("--check-offline", o->checks_offline,
+                  "offline check while the daemon is down (repeatable)");
+  run->add_option("--ready-timeout", o->ready_timeout, "start -> READY limit")
+      ->capture_default_str();
+  run->add_option("--stop-timeout", o->stop_timeout, "SIGTERM -> exit limit")
+      ->capture_default_str();
+  run->add_option("--command-timeout", o->command_timeout,
+                  "limit for each workload, prepare and check command")
+      ->capture_default_str();
+  run->add_option("--notify-access", o->notify_access, "which senders are heard")
+      ->check(CLI::IsMember({"main", "all"}))
+      ->capture_default_str();
+  run->add_option("--run-dir", o->run_dir, "run directory (default: a new dir under $TMPDIR)");
+  run->add_option("--user", o->user, "run the target and commands as this user (needs root)");
+  run->add_flag("--keep", o->keep, "keep the run dir even when the cell passes");
+  run->add_flag("-q,--quiet", o->quiet, "only the final result line");
+  run->add_option("target", o->target, "TARGET [ARGS...] after --")->required();
+  return [o] { return execute(*o); };
+}
+
+}  // namespace crashkit::cli

@@ -1,0 +1,78 @@
+// A cell: one kill-and-verify run. Start the target, wait for READY, run the workload, apply
+// the fault, check offline, restart, wait for READY, check online; repeat for N cycles. It
+// ends in exactly one Outcome with a one-line reason (DESIGN.md section 4).
+//
+//   CellSpec spec{.target = {"kvd", "--data-dir", "{data_dir}"}, .fault =
+//   *Fault::parse("sigkill")}; auto r = run_cell(spec, [](std::string_view line) {
+//   fmt::print("{}\n", line); }); if (r) return exit_code_for(r->outcome);
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crashkit/harness/duration.hpp"
+#include "crashkit/harness/exit_status.hpp"
+#include "crashkit/harness/notify_receiver.hpp"
+#include "crashkit/harness/outcome.hpp"
+#include "crashkit/harness/result.hpp"
+
+namespace crashkit {
+
+struct Fault {
+  enum class Kind { sigterm, sigkill, sigkill_after };
+  Kind kind = Kind::sigkill;
+  Duration after{};  // for sigkill_after
+
+  // "sigterm", "sigkill", "sigkill-after=200ms".
+  static Result<Fault> parse(std::string_view text);
+  std::string to_string() const;
+};
+
+struct CellSpec {
+  std::vector<std::string> target;  // argv; placeholders allowed
+  Fault fault;
+  int cycles = 1;
+  std::optional<std::string> prepare;  // once, before the first start (e.g. initdb)
+  std::optional<std::string> workload;
+  std::vector<std::string> check_offline;  // run while the daemon is down
+  std::vector<std::string> check_online;   // run against the restarted daemon
+  Duration ready_timeout = std::chrono::seconds(10);
+  Duration stop_timeout = std::chrono::seconds(10);
+  Duration command_timeout = std::chrono::minutes(10);
+  NotifyAccess notify_access = NotifyAccess::main;
+  std::filesystem::path run_dir;  // empty: a fresh temporary directory
+  bool keep = false;              // keep the run dir even when the cell passes
+  std::optional<std::string> user;
+  std::size_t capture_limit = 8 << 20;
+  std::vector<std::string> extra_env;  // "KEY=VALUE" for every child
+};
+
+struct CycleResult {
+  int cycle = 0;
+  Outcome outcome = Outcome::pass;
+  std::string reason;
+  std::optional<ExitStatus> fault_status;  // how the daemon ended under the fault
+  std::optional<Duration> recovery;        // restart -> READY
+};
+
+struct CellResult {
+  Outcome outcome = Outcome::pass;
+  std::string reason;
+  std::vector<CycleResult> cycles;
+  std::optional<Duration> first_ready;  // initial start -> READY
+  std::filesystem::path run_dir;
+  bool kept = false;
+  NotifyCounters notify;
+};
+
+using CellLog = std::function<void(std::string_view line)>;
+
+// Usage problems found before anything runs (missing target, bad run dir, unknown user)
+// come back as an Error; everything after the first spawn is an Outcome in the CellResult.
+Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log = {});
+
+}  // namespace crashkit

@@ -1,0 +1,91 @@
+// Daemon: one start of the target under a NotifyReceiver. Owns the Child, its captured
+// stdout/stderr, and follows MAINPID= (a daemon that forks may hand over its main process).
+// Signals go to the main process, as systemd sends them; kill() also clears the group.
+//
+//   auto d = Daemon::start({.argv = argv, .env = env, .artifact_prefix = run.artifacts / "t0"},
+//   rx); auto r = d->wait_ready(5s);       // r.what == Daemon::Ready::ready, r.elapsed auto s =
+//   d->stop(SIGTERM, 5s);    // s.status, s.escalated
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crashkit/harness/child.hpp"
+#include "crashkit/harness/notify_receiver.hpp"
+#include "crashkit/harness/output_capture.hpp"
+
+namespace crashkit {
+
+class Daemon {
+ public:
+  struct Options {
+    std::vector<std::string> argv;
+    std::vector<std::string> env;  // NOTIFY_SOCKET is added by start()
+    std::optional<Credentials> user;
+    std::filesystem::path cwd;
+    // "<prefix>.stdout" / "<prefix>.stderr"; empty: output goes to /dev/null.
+    std::filesystem::path artifact_prefix;
+    std::size_t capture_limit = 8 << 20;
+  };
+
+  // Resets the receiver's state, spawns the target with NOTIFY_SOCKET set.
+  static Result<Daemon> start(const Options& options, NotifyReceiver& receiver);
+
+  enum class Ready { ready, exited, timeout };
+  struct ReadyWait {
+    Ready what;
+    Duration elapsed;                  // from start() to READY (or to giving up)
+    std::optional<ExitStatus> status;  // for Ready::exited
+  };
+  ReadyWait wait_ready(Duration timeout);
+
+  // Waits up to `timeout` for the main process to exit (event-driven), without signalling.
+  std::optional<ExitStatus> wait_exit(Duration timeout);
+
+  struct Stop {
+    std::optional<ExitStatus> status;  // unknown if the main process was not ours to reap
+    bool escalated = false;            // did not exit within the timeout; SIGKILLed
+  };
+  // Sends `sig` to the main process, waits up to timeout, escalates to SIGKILL; clears the
+  // process group either way.
+  Stop stop(int sig, Duration timeout);
+  // SIGKILL now (main process and group), reap.
+  Stop kill();
+
+  // Still running? (non-blocking)
+  bool alive();
+  pid_t started_pid() const { return child_.pid(); }
+  pid_t main_pid() const { return main_pid_ > 0 ? main_pid_ : child_.pid(); }
+  // pidfd that becomes readable when the main process exits.
+  int main_pidfd() const { return main_pidfd_ >= 0 ? main_pidfd_ : child_.pidfd(); }
+  // Tail of captured stderr (for "exited before READY" reports).
+  std::string stderr_tail() const;
+
+  Daemon(Daemon&&) noexcept;
+  Daemon& operator=(Daemon&&) = delete;
+  ~Daemon();
+
+ private:
+  Daemon(Child child, NotifyReceiver& rx, std::optional<OutputCapture> out,
+         std::optional<OutputCapture> err);
+  // Adopts an announced MAINPID that is not the started process.
+  void follow_main_pid();
+  std::optional<ExitStatus> reap_main();
+
+  Child child_;
+  NotifyReceiver* rx_;
+  std::optional<OutputCapture> out_;
+  std::optional<OutputCapture> err_;
+  Clock::time_point started_at_;
+  pid_t main_pid_ = -1;  // announced MAINPID when it differs from the started pid
+  int main_pidfd_ = -1;
+  pid_t escaped_pgid_ = -1;  // the main process's group, when it left ours (setsid)
+  std::optional<ExitStatus> main_status_;
+  bool finished_ = false;  // stopped or killed: never signal a reaped pid again
+};
+
+}  // namespace crashkit

@@ -1,0 +1,34 @@
+// Typed cell outcomes and the CLI exit codes they map to (DESIGN.md section 4).
+// Every kill-and-verify run ends in exactly one Outcome plus a one-line reason.
+//
+//   Outcome o = Outcome::violation;
+//   if (is_finding(o)) return exit_code_for(o);  // 1
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace crashkit {
+
+enum class Outcome {
+  pass,               // fault happened, restart reached READY, every checker held
+  violation,          // a checker failed: acknowledged data lost or state corrupted
+  not_ready,          // after the fault the daemon never reached READY
+  unexpected_exit,    // the daemon died (or failed to stop) when or where no fault was planned
+  fault_not_reached,  // the planned crossing never happened
+  harness_error,      // the harness itself failed
+};
+
+namespace exit_code {
+inline constexpr int ok = 0;             // no findings
+inline constexpr int finding = 1;        // at least one finding
+inline constexpr int usage = 2;          // usage or spec error
+inline constexpr int harness_error = 3;  // infrastructure failure
+}  // namespace exit_code
+
+std::string_view to_string(Outcome o);
+std::optional<Outcome> outcome_from_string(std::string_view s);
+bool is_finding(Outcome o);
+int exit_code_for(Outcome o);
+
+}  // namespace crashkit

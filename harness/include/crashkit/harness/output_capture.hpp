@@ -1,0 +1,47 @@
+// OutputCapture: a pipe whose read end a background thread drains into a file, keeping at
+// most `limit` bytes on disk (a chatty daemon cannot fill the artifact directory) and the
+// last few KiB in memory for one-line error reports.
+//
+//   auto cap = OutputCapture::open(run.artifacts / "target.0.stderr", 4 << 20);
+//   spawn({.stderr_fd = cap->write_fd()}); cap->close_write_end();
+//   ...; std::string t = cap->finish();  // tail of what was written
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "crashkit/harness/result.hpp"
+
+namespace crashkit {
+
+class OutputCapture {
+ public:
+  static Result<OutputCapture> open(const std::filesystem::path& file, std::size_t limit);
+  OutputCapture(OutputCapture&&) noexcept;
+  OutputCapture& operator=(OutputCapture&&) noexcept;
+  ~OutputCapture();  // finish()
+
+  // Pass to the child as stdout/stderr (O_CLOEXEC; Child dup2s it into place).
+  int write_fd() const;
+  // After spawning: drop the harness's copy so EOF arrives when the child's copies close.
+  void close_write_end();
+  // Stops reading (after draining what is buffered, even if a grandchild still holds the
+  // pipe open), closes the file, and returns the last kTail bytes seen.
+  std::string finish();
+  // Tail so far (thread-safe).
+  std::string tail() const;
+
+  static constexpr std::size_t kTail = 2048;
+
+ private:
+  struct State;
+  explicit OutputCapture(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+};
+
+// The last non-empty line of `text`, shortened to `max` characters, for one-line reports.
+std::string last_line(const std::string& text, std::size_t max = 200);
+
+}  // namespace crashkit

@@ -1,0 +1,404 @@
+// Spawning and reaping of Child processes.
+//
+// Why the vfork launcher: a forked copy of a large, multi-threaded harness pays for copying
+// page tables; vfork shares the address space until exec and was measurably cheaper per
+// cycle (bench/spawn_cycle). The price is that everything between vfork and exec runs in
+// the parent's memory, so that path must be async-signal-safe and must not allocate.
+//
+// Which parts are Boost's and which are ours (Boost 1.81 Process v2):
+// - Boost does the vfork, the fork notification of the io_context and the process handle.
+// - The child side is ours, done in one `on_exec_setup` hook that also calls execve, because
+//   Boost 1.81's own child path (a) calls ::exit, not _exit, on exec failure, which runs the
+//   parent's atexit handlers in shared memory, (b) never finds an `on_exec_error` hook (its
+//   decltype probes 5 arguments and calls with 4), and (c) builds its fd white-list with an
+//   off-by-one that can leave fds open. Our hook reports {stage, errno} through the shared
+//   frame and _exits; every fd the harness opens is O_CLOEXEC and close_range() drops the rest.
+// - Each spawn uses a fresh io_context: Asio's notify_fork(fork_child) recreates its epoll
+//   reactor, which in a vfork child would overwrite the parent's reactor. A context that has
+//   never done I/O has no reactor to recreate.
+#include "crashkit/harness/child.hpp"
+
+#include <fcntl.h>
+// clang-format off
+#include <boost/optional.hpp>  // Boost 1.81 Process v2 needs these two before v2.hpp
+#include <boost/type_traits.hpp>
+#include <boost/process/v2.hpp>
+#include <boost/process/v2/posix/vfork_launcher.hpp>
+// clang-format on
+#include <fmt/format.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "crashkit/harness/sentinel.hpp"
+
+namespace crashkit {
+namespace {
+
+namespace bp = boost::process::v2;
+
+// All data the child needs, prepared before vfork. Only pointers into it are touched
+// between vfork and exec.
+struct ChildPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;
+  int stdio[3] = {-1, -1, -1};
+  const Credentials* user = nullptr;
+  pid_t parent = 0;
+  // Written by the child, read by the parent after vfork returns (shared memory).
+  volatile int failed_stage = 0;
+  volatile int failed_errno = 0;
+};
+
+// Async-signal-safe: only syscalls, no allocation, no locks. Runs in the vfork child.
+[[noreturn]] void fail_child(ChildPlan& p, Child::Stage stage) {
+  p.failed_errno = errno;
+  p.failed_stage = static_cast<int>(stage);
+  _exit(127);
+}
+
+[[noreturn]] void exec_child(ChildPlan& p) {
+  if (setpgid(0, 0) != 0) fail_child(p, Child::Stage::process_group);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_child(p, Child::Stage::death_signal);
+  if (getppid() != p.parent) {  // the harness died before prctl took effect
+    errno = ESRCH;
+    fail_child(p, Child::Stage::death_signal);
+  }
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);  // EINVAL: ignore
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) != 0) fail_child(p, Child::Stage::signals);
+  for (int target = 0; target < 3; ++target) {
+    int fd = p.stdio[target];
+    if (fd == target) {
+      if (fcntl(fd, F_SETFD, 0) != 0) fail_child(p, Child::Stage::dup_stdio);
+    } else if (dup2(fd, target) != target) {
+      fail_child(p, Child::Stage::dup_stdio);
+    }
+  }
+  close_range(3, ~0U, 0);
+  if (p.user != nullptr) {
+    if (setgroups(p.user->groups.size(), p.user->groups.data()) != 0 || setgid(p.user->gid) != 0 ||
+        setuid(p.user->uid) != 0) {
+      fail_child(p, Child::Stage::credentials);
+    }
+  }
+  if (p.cwd != nullptr && chdir(p.cwd) != 0) fail_child(p, Child::Stage::chdir);
+  execve(p.path, p.argv, p.envp);
+  fail_child(p, Child::Stage::exec);
+}
+
+struct ExecInChild {
+  ChildPlan* plan;
+  template <typename Launcher>
+  bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*&) {
+    exec_child(*plan);
+  }
+};
+
+std::string_view stage_name(Child::Stage s) {
+  switch (s) {
+    case Child::Stage::none:
+      return "start";
+    case Child::Stage::process_group:
+      return "setpgid";
+    case Child::Stage::death_signal:
+      return "prctl(PR_SET_PDEATHSIG)";
+    case Child::Stage::signals:
+      return "signal reset";
+    case Child::Stage::dup_stdio:
+      return "stdio redirection";
+    case Child::Stage::credentials:
+      return "dropping privileges (setgroups/setgid/setuid)";
+    case Child::Stage::chdir:
+      return "chdir";
+    case Child::Stage::exec:
+      return "execve";
+  }
+  return "start";
+}
+
+int open_pidfd(pid_t pid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+class NullFd {  // /dev/null opened once per spawn only when a stdio slot is unset
+ public:
+  int get() {
+    if (fd_ < 0) fd_ = open("/dev/null", O_RDWR | O_CLOEXEC);
+    return fd_;
+  }
+  ~NullFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+void become_subreaper() {
+  static std::once_flag once;
+  std::call_once(once, [] { prctl(PR_SET_CHILD_SUBREAPER, 1); });
+}
+
+Result<std::string> resolve_executable(const std::string& name) {
+  auto check = [](const std::string& path) -> int {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EISDIR;
+    if (access(path.c_str(), X_OK) != 0) return EACCES;
+    return 0;
+  };
+  if (name.empty()) return usage_error("target: empty command; give the daemon to run after --");
+  if (name.find('/') != std::string::npos) {
+    int e = check(name);
+    // Absolute, because the child may chdir (into the run dir) before it execs.
+    if (e == 0) return std::filesystem::absolute(name).lexically_normal().string();
+    if (e == EACCES)
+      return usage_error(fmt::format("target '{}' is not executable; chmod +x it", name));
+    return usage_error(fmt::format("target '{}' not found or not a file ({}); check the path", name,
+                                   std::strerror(e)));
+  }
+  const char* path_env = getenv("PATH");
+  std::string_view dirs = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    auto colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (check(candidate) == 0)
+      return std::filesystem::absolute(candidate).lexically_normal().string();
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return usage_error(
+      fmt::format("target '{}' not found in PATH; give its full path or install it", name));
+}
+
+Result<Child> Child::spawn(const SpawnOptions& options) {
+  if (options.argv.empty()) return usage_error("spawn: empty argv; give a command to run");
+  auto path = resolve_executable(options.argv[0]);
+  if (!path) return path.error();
+  become_subreaper();
+
+  // Everything the child touches is built here, before vfork.
+  std::vector<char*> argv;
+  argv.reserve(options.argv.size() + 1);
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(options.env.size() + 1);
+  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  NullFd null_fd;
+  ChildPlan plan;
+  plan.path = path->c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  std::string cwd = options.cwd.string();
+  plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
+  const int given[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
+  for (int i = 0; i < 3; ++i) plan.stdio[i] = given[i] >= 0 ? given[i] : null_fd.get();
+  if (plan.stdio[0] < 0 || plan.stdio[1] < 0 || plan.stdio[2] < 0)
+    return harness_error(fmt::format("spawn: cannot open /dev/null: {}", std::strerror(errno)));
+  plan.user = options.user ? &*options.user : nullptr;
+  plan.parent = getpid();
+
+  // Block every signal so no handler of ours runs in the vfork child; the child resets
+  // dispositions and the mask before exec.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  boost::asio::io_context ctx;  // fresh per spawn: no reactor for notify_fork to recreate
+  bp::error_code ec;
+  pid_t pid = -1;
+  {
+    bp::posix::vfork_launcher launcher;
+    auto proc = launcher(ctx.get_executor(), ec, bp::filesystem::path(plan.path),
+                         std::vector<std::string>{}, ExecInChild{&plan});
+    pid = launcher.pid;
+    if (!ec) proc.detach();
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+  if (ec && pid <= 0)
+    return harness_error(fmt::format("spawn {}: vfork failed: {}", options.argv[0], ec.message()));
+  if (plan.failed_stage != 0) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    auto stage = static_cast<Stage>(plan.failed_stage);
+    std::string what = fmt::format("cannot start '{}': {} failed: {}", options.argv[0],
+                                   stage_name(stage), std::strerror(plan.failed_errno));
+    if (stage == Stage::credentials) what += "; run crashkit as root to use --user";
+    if (stage == Stage::chdir) what += "; check the working directory";
+    return stage == Stage::exec || stage == Stage::credentials || stage == Stage::chdir
+               ? usage_error(what)
+               : harness_error(what);
+  }
+  int pidfd = open_pidfd(pid);
+  if (pidfd < 0) {
+    int e = errno;
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return harness_error(
+        fmt::format("spawn: pidfd_open failed: {} (needs Linux >= 5.3)", std::strerror(e)));
+  }
+  sentinel_watch(pid);
+  return Child(pid, pidfd);
+}
+
+Child::Child(Child&& other) noexcept
+    : pid_(other.pid_),
+      pidfd_(other.pidfd_),
+      status_(other.status_),
+      group_cleared_(other.group_cleared_) {
+  other.pid_ = -1;
+  other.pidfd_ = -1;
+}
+
+Child& Child::operator=(Child&& other) noexcept {
+  if (this != &other) {
+    release();
+    pid_ = other.pid_;
+    pidfd_ = other.pidfd_;
+    status_ = other.status_;
+    group_cleared_ = other.group_cleared_;
+    other.pid_ = -1;
+    other.pidfd_ = -1;
+  }
+  return *this;
+}
+
+Child::~Child() {
+  release();
+}
+
+void Child::release() {
+  if (pid_ <= 0) return;
+  kill_and_reap();
+  pid_ = -1;
+}
+
+ExitStatus Child::reap_blocking() {
+  int wstatus = 0;
+  while (waitpid(pid_, &wstatus, 0) < 0) {
+    if (errno != EINTR) {  // someone else reaped it: we cannot know how it ended
+      wstatus = 0;
+      break;
+    }
+  }
+  status_ = ExitStatus::from_wait_status(wstatus);
+  if (pidfd_ >= 0) {
+    close(pidfd_);
+    pidfd_ = -1;
+  }
+  return *status_;
+}
+
+std::optional<ExitStatus> Child::try_wait() {
+  if (status_) return status_;
+  if (pid_ <= 0) return std::nullopt;
+  int wstatus = 0;
+  pid_t r = waitpid(pid_, &wstatus, WNOHANG);
+  if (r == pid_) {
+    status_ = ExitStatus::from_wait_status(wstatus);
+    close(pidfd_);
+    pidfd_ = -1;
+  }
+  return status_;
+}
+
+std::optional<ExitStatus> Child::wait_for(Duration timeout) {
+  if (status_ || pid_ <= 0) return status_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd pfd{pidfd_, POLLIN, 0};
+    int n = poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    if (n > 0) return reap_blocking();
+    if (n < 0 && errno == EINTR) continue;
+    if (left.count() <= 0 || n == 0) return try_wait();
+  }
+}
+
+ExitStatus Child::wait() {
+  if (status_) return *status_;
+  return reap_blocking();
+}
+
+void Child::signal(int sig) {
+  if (pid_ > 0 && !status_) ::kill(pid_, sig);  // unreaped: the pid cannot be reused
+}
+
+void Child::signal_group(int sig) {
+  if (pid_ > 0 && !group_cleared_) ::kill(-pid_, sig);
+}
+
+Child::Stop Child::terminate_or_kill(Duration timeout) {
+  Stop stop{ExitStatus::exited(0), false};
+  if (!status_) {
+    signal(SIGTERM);
+    if (!wait_for(timeout)) {
+      stop.escalated = true;
+      signal_group(SIGKILL);
+    }
+  }
+  stop.status = wait();
+  clear_group();
+  return stop;
+}
+
+ExitStatus Child::kill_and_reap() {
+  signal_group(SIGKILL);
+  ExitStatus s = wait();
+  clear_group();
+  return s;
+}
+
+void Child::clear_group() {
+  if (group_cleared_ || pid_ <= 0) return;
+  clear_process_group(pid_);
+  group_cleared_ = true;
+}
+
+void clear_process_group(pid_t pgid) {
+  if (pgid <= 1 || pgid == getpgrp()) return;
+  // Members may outlive the leader (a daemon's helpers). As a subreaper we inherit them once
+  // their parent dies. The kernel reparents asynchronously and offers no event for "group
+  // empty", so the loop re-checks with a short pause, bounded at ~1 s.
+  for (int round = 0; round < 1000; ++round) {
+    if (::kill(-pgid, SIGKILL) != 0 && errno == ESRCH) break;
+    int wstatus = 0;
+    bool reaped = false;
+    while (waitpid(-pgid, &wstatus, WNOHANG) > 0) reaped = true;
+    if (!reaped) {
+      struct timespec ts {
+        0, 1'000'000
+      };
+      nanosleep(&ts, nullptr);
+    }
+  }
+  sentinel_forget(pgid);
+}
+
+}  // namespace crashkit

@@ -1,0 +1,195 @@
+#include "crashkit/harness/daemon.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crashkit/harness/sentinel.hpp"
+
+namespace crashkit {
+
+Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
+  std::optional<OutputCapture> out, err;
+  if (!o.artifact_prefix.empty()) {
+    auto a = OutputCapture::open(o.artifact_prefix.string() + ".stdout", o.capture_limit);
+    if (!a) return a.error();
+    auto b = OutputCapture::open(o.artifact_prefix.string() + ".stderr", o.capture_limit);
+    if (!b) return b.error();
+    out.emplace(std::move(*a));
+    err.emplace(std::move(*b));
+  }
+  SpawnOptions s;
+  s.argv = o.argv;
+  s.env = o.env;
+  s.env.push_back("NOTIFY_SOCKET=" + rx.address());
+  s.user = o.user;
+  s.cwd = o.cwd;
+  s.stdout_fd = out ? out->write_fd() : -1;
+  s.stderr_fd = err ? err->write_fd() : -1;
+  rx.drain();  // datagrams left over from a previous start must not count for this one
+  rx.reset_state();
+  auto started_at = Clock::now();
+  auto child = Child::spawn(s);
+  if (out) out->close_write_end();
+  if (err) err->close_write_end();
+  if (!child) return child.error();
+  rx.set_main_pid(child->pid());
+  Daemon d(std::move(*child), rx, std::move(out), std::move(err));
+  d.started_at_ = started_at;
+  return d;
+}
+
+Daemon::Daemon(Child child, NotifyReceiver& rx, std::optional<OutputCapture> out,
+               std::optional<OutputCapture> err)
+    : child_(std::move(child)), rx_(&rx), out_(std::move(out)), err_(std::move(err)) {}
+
+Daemon::Daemon(Daemon&& o) noexcept
+    : child_(std::move(o.child_)),
+      rx_(o.rx_),
+      out_(std::move(o.out_)),
+      err_(std::move(o.err_)),
+      started_at_(o.started_at_),
+      main_pid_(o.main_pid_),
+      main_pidfd_(o.main_pidfd_),
+      main_status_(o.main_status_),
+      finished_(o.finished_) {
+  o.finished_ = true;
+  o.main_pid_ = -1;
+  o.main_pidfd_ = -1;
+}
+
+Daemon::~Daemon() {
+  if (!finished_) kill();
+}
+
+void Daemon::follow_main_pid() {
+  const auto& announced = rx_->state().main_pid;
+  if (!announced || *announced == child_.pid() || *announced == main_pid_) return;
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, *announced, 0));
+  if (fd < 0) return;  // already gone: the started process remains the main one
+  if (main_pidfd_ >= 0) close(main_pidfd_);
+  main_pid_ = *announced;
+  main_pidfd_ = fd;
+  // A main process that called setsid() left our group: its group (with its own helpers)
+  // must be killed and reaped too, and the sentinel must know it.
+  pid_t pg = getpgid(main_pid_);
+  if (pg > 1 && pg != child_.pgid() && pg != getpgrp()) {
+    escaped_pgid_ = pg;
+    sentinel_watch(pg);
+  }
+  sentinel_watch_pid(main_pid_);
+}
+
+std::optional<ExitStatus> Daemon::reap_main() {
+  if (main_status_) return main_status_;
+  if (main_pid_ <= 0) return child_.try_wait();
+  pollfd p{main_pidfd_, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return std::nullopt;
+  int w = 0;
+  // Ours to reap only once its parent (the started process) is gone and we, the subreaper,
+  // inherited it. Otherwise its exit status is not ours to know.
+  if (waitpid(main_pid_, &w, WNOHANG) == main_pid_) main_status_ = ExitStatus::from_wait_status(w);
+  close(main_pidfd_);
+  main_pidfd_ = -1;
+  sentinel_forget_pid(main_pid_);
+  if (!main_status_) main_status_ = ExitStatus::signaled(0);  // exited; status unknown
+  return main_status_;
+}
+
+Daemon::ReadyWait Daemon::wait_ready(Duration timeout) {
+  auto deadline = started_at_ + timeout;
+  while (true) {
+    const bool watching_started = main_pid_ <= 0;
+    int watch[1] = {main_pidfd()};
+    auto wake = rx_->wait([](const NotifyState& s) { return s.ready; }, deadline,
+                          watch[0] >= 0 ? std::span<const int>(watch) : std::span<const int>());
+    Duration elapsed = Clock::now() - started_at_;
+    if (wake == NotifyReceiver::Wake::condition) {
+      follow_main_pid();
+      if (rx_->state().ready_at) elapsed = *rx_->state().ready_at - started_at_;
+      return {Ready::ready, elapsed, std::nullopt};
+    }
+    if (wake == NotifyReceiver::Wake::timeout) return {Ready::timeout, elapsed, std::nullopt};
+    if (watching_started) {
+      // A forking daemon's first process exits 0 after handing over with MAINPID=: keep
+      // waiting, now on the announced main process.
+      auto st = child_.try_wait();
+      follow_main_pid();
+      if (main_pid_ > 0 && st && st->success()) continue;
+      return {Ready::exited, elapsed, st};
+    }
+    return {Ready::exited, elapsed, reap_main()};
+  }
+}
+
+bool Daemon::alive() {
+  follow_main_pid();
+  if (main_pid_ > 0) return !reap_main().has_value();
+  return !child_.try_wait().has_value();
+}
+
+std::optional<ExitStatus> Daemon::wait_exit(Duration timeout) {
+  follow_main_pid();
+  if (main_pid_ <= 0) return child_.wait_for(timeout);
+  if (main_pidfd_ >= 0) {
+    pollfd p{main_pidfd_, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
+  }
+  return reap_main();
+}
+
+Daemon::Stop Daemon::stop(int sig, Duration timeout) {
+  Stop s;
+  if (finished_) return {main_status_ ? main_status_ : child_.status(), false};
+  follow_main_pid();
+  if (alive()) {
+    ::kill(main_pid(), sig);
+    s.status = wait_exit(timeout);
+    if (!s.status) {
+      s.escalated = true;
+      return {kill().status, true};
+    }
+  }
+  if (main_pid_ > 0) {
+    s.status = reap_main();
+  } else {
+    s.status = child_.try_wait();
+  }
+  child_.kill_and_reap();  // the started process (if it still runs) and the group
+  clear_process_group(escaped_pgid_);
+  if (out_) out_->finish();
+  if (err_) err_->finish();
+  finished_ = true;
+  return s;
+}
+
+Daemon::Stop Daemon::kill() {
+  Stop s;
+  if (finished_) return {main_status_ ? main_status_ : child_.status(), false};
+  follow_main_pid();
+  if (main_pid_ > 0) {
+    ::kill(main_pid_, SIGKILL);
+    child_.kill_and_reap();
+    if (main_pidfd_ >= 0) {
+      pollfd p{main_pidfd_, POLLIN, 0};
+      poll(&p, 1, 5000);  // SIGKILL cannot be ignored; bounded anyway
+    }
+    s.status = reap_main();
+    clear_process_group(escaped_pgid_);
+  } else {
+    s.status = child_.kill_and_reap();
+  }
+  if (out_) out_->finish();
+  if (err_) err_->finish();
+  finished_ = true;
+  return s;
+}
+
+std::string Daemon::stderr_tail() const {
+  return err_ ? err_->tail() : std::string();
+}
+
+}  // namespace crashkit

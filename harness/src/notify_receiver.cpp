@@ -1,0 +1,242 @@
+#include "crashkit/harness/notify_receiver.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstring>
+
+namespace crashkit {
+namespace {
+
+template <typename T>
+std::optional<T> parse_number(std::string_view s) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+bool fill_address(const std::string& address, sockaddr_un& sa, socklen_t& len) {
+  sa = {};
+  sa.sun_family = AF_UNIX;
+  if (address.size() >= sizeof(sa.sun_path)) return false;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  if (address[0] == '@') {
+    sa.sun_path[0] = '\0';
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  } else {
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<NotifyReceiver> NotifyReceiver::bind(const std::string& requested, NotifyAccess access,
+                                            std::optional<uid_t> owner) {
+  if (requested.empty()) return usage_error("notify socket: empty address");
+  std::string address = requested;
+  sockaddr_un sa{};
+  socklen_t len = 0;
+  if (!fill_address(address, sa, len)) {
+    // sockaddr_un holds 107 bytes of path; a deep run dir does not fit. Abstract names have
+    // the same limit but we choose them, so they always fit.
+    static std::atomic<unsigned> counter{0};
+    address = fmt::format("@crashkit/{}/{}", getpid(), counter++);
+    fill_address(address, sa, len);
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return harness_error(fmt::format("notify socket: socket() failed: {}", std::strerror(errno)));
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return harness_error(fmt::format("notify socket: SO_PASSCRED failed: {}", std::strerror(e)));
+  }
+  // Large enough that a burst of datagrams (watchdog pings, crash-point reports) is not lost
+  // while the harness is busy elsewhere; failure only leaves the default.
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  std::string path;
+  if (address[0] != '@') {
+    path = address;
+    unlink(path.c_str());  // a stale socket from an earlier run in the same run dir
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    int e = errno;
+    close(fd);
+    return e == EACCES || e == ENOENT || e == EROFS
+               ? usage_error(fmt::format("notify socket {}: cannot bind: {}; choose a writable "
+                                         "--run-dir",
+                                         address, std::strerror(e)))
+               : harness_error(
+                     fmt::format("notify socket {}: cannot bind: {}", address, std::strerror(e)));
+  }
+  if (!path.empty() && owner && chown(path.c_str(), *owner, static_cast<gid_t>(-1)) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(path.c_str());
+    return harness_error(fmt::format("notify socket {}: chown failed: {}", path, std::strerror(e)));
+  }
+  return NotifyReceiver(fd, address, path, access);
+}
+
+NotifyReceiver::NotifyReceiver(NotifyReceiver&& o) noexcept
+    : on_message(std::move(o.on_message)),
+      fd_(o.fd_),
+      address_(std::move(o.address_)),
+      path_(std::move(o.path_)),
+      access_(o.access_),
+      started_pid_(o.started_pid_),
+      state_(std::move(o.state_)),
+      counters_(o.counters_) {
+  o.fd_ = -1;
+  o.path_.clear();
+}
+
+NotifyReceiver& NotifyReceiver::operator=(NotifyReceiver&& o) noexcept {
+  if (this != &o) {
+    this->~NotifyReceiver();
+    new (this) NotifyReceiver(std::move(o));
+  }
+  return *this;
+}
+
+NotifyReceiver::~NotifyReceiver() {
+  if (fd_ >= 0) close(fd_);
+  if (!path_.empty()) unlink(path_.c_str());
+}
+
+bool NotifyReceiver::sender_allowed(pid_t sender) const {
+  if (access_ == NotifyAccess::all) return true;
+  return sender == started_pid_ || (state_.main_pid && sender == *state_.main_pid);
+}
+
+void NotifyReceiver::apply(pid_t sender, const NotifyMessage& m) {
+  for (const auto& [key, value] : m.fields) {
+    if (key == "READY" && value == "1") {
+      state_.ready = true;
+      state_.reloading = false;
+      state_.ready_at = Clock::now();
+    } else if (key == "STOPPING" && value == "1") {
+      state_.stopping = true;
+    } else if (key == "RELOADING" && value == "1") {
+      state_.reloading = true;
+      state_.ready = false;
+    } else if (key == "STATUS") {
+      state_.status = value;
+    } else if (key == "MAINPID") {
+      if (auto pid = parse_number<pid_t>(value); pid && *pid > 0) state_.main_pid = *pid;
+    } else if (key == "ERRNO") {
+      if (auto e = parse_number<int>(value)) state_.errno_value = *e;
+    } else if (key == "WATCHDOG") {
+      if (value == "1") ++state_.watchdog_pings;
+      if (value == "trigger") state_.watchdog_trigger = true;
+    } else if (key == "EXTEND_TIMEOUT_USEC") {
+      if (auto us = parse_number<std::uint64_t>(value))
+        state_.extend_timeout = std::chrono::microseconds(*us);
+    } else if (key == "X_CRASHKIT_FIRED") {
+      state_.fired.push_back(value);
+    } else if (key.starts_with("X_")) {
+      state_.extensions[key] = value;
+    }
+  }
+  ++counters_.accepted;
+  if (on_message) on_message(sender, m);
+}
+
+int NotifyReceiver::drain() {
+  int accepted = 0;
+  char buf[kNotifyDatagramMax + 1];
+  // Room for credentials plus the most fds one datagram can carry (SCM_MAX_FD = 253).
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 253)];
+  while (true) {
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN: drained
+    }
+    const ucred* cred = nullptr;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+        cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        // We are not a file-descriptor store: close what was passed so nothing leaks.
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int passed;
+          std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+          close(passed);
+          ++counters_.fds_closed;
+        }
+      }
+    }
+    if (cred == nullptr || cred->pid <= 0) {
+      ++counters_.no_credentials;
+      continue;
+    }
+    if ((msg.msg_flags & MSG_TRUNC) != 0 || static_cast<std::size_t>(n) > kNotifyDatagramMax) {
+      ++counters_.oversized;
+      continue;
+    }
+    if (!sender_allowed(cred->pid)) {
+      ++counters_.foreign_sender;
+      continue;
+    }
+    auto parsed = parse_notify_datagram(std::string_view(buf, static_cast<std::size_t>(n)));
+    if (!parsed) {
+      ++counters_.malformed;
+      continue;
+    }
+    apply(cred->pid, *parsed);
+    ++accepted;
+  }
+  return accepted;
+}
+
+NotifyReceiver::Wake NotifyReceiver::wait(const std::function<bool(const NotifyState&)>& done,
+                                          Clock::time_point deadline, std::span<const int> watch) {
+  std::vector<pollfd> fds;
+  fds.push_back({fd_, POLLIN, 0});
+  for (int w : watch) fds.push_back({w, POLLIN, 0});
+  std::optional<Duration> seen_extension;
+  while (true) {
+    drain();
+    if (done(state_)) return Wake::condition;
+    if (state_.extend_timeout && state_.extend_timeout != seen_extension) {
+      seen_extension = state_.extend_timeout;
+      deadline = std::max(deadline, Clock::now() + *state_.extend_timeout);
+    }
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      pollfd probe{fds[i].fd, POLLIN, 0};
+      if (poll(&probe, 1, 0) > 0) {
+        drain();  // the daemon may have said something just before it died
+        return done(state_) ? Wake::condition : Wake::watched_fd;
+      }
+    }
+    auto now = Clock::now();
+    if (now >= deadline) return Wake::timeout;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    int n = poll(fds.data(), fds.size(),
+                 static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+    if (n < 0 && errno != EINTR) return Wake::timeout;
+  }
+}
+
+}  // namespace crashkit

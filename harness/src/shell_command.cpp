@@ -1,0 +1,52 @@
+#include "crashkit/harness/shell_command.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+namespace crashkit {
+
+std::string ShellResult::describe() const {
+  std::string head = timed_out ? std::string("timed out") : status.describe();
+  std::string line = last_line(output_tail);
+  return line.empty() ? head : fmt::format("{}: {}", head, line);
+}
+
+Result<ShellProcess> ShellProcess::start(const ShellRun& run) {
+  auto cap = OutputCapture::open(run.log, run.capture_limit);
+  if (!cap) return cap.error();
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", run.command};
+  o.env = run.env;
+  o.cwd = run.cwd;
+  o.user = run.user;
+  o.stdout_fd = cap->write_fd();
+  o.stderr_fd = cap->write_fd();
+  auto deadline = Clock::now() + run.timeout;
+  auto child = Child::spawn(o);
+  cap->close_write_end();
+  if (!child) return child.error();
+  return ShellProcess(std::move(*child), std::move(*cap), deadline);
+}
+
+ShellResult ShellProcess::finish() {
+  ShellResult r;
+  auto left = deadline_ - Clock::now();
+  auto st = child_.wait_for(std::max(left, Duration::zero()));
+  if (!st) {
+    r.timed_out = true;
+    st = child_.kill_and_reap();
+  } else {
+    child_.clear_group();  // background jobs the command left behind
+  }
+  r.status = *st;
+  r.output_tail = capture_.finish();
+  return r;
+}
+
+Result<ShellResult> run_shell(const ShellRun& run) {
+  auto p = ShellProcess::start(run);
+  if (!p) return p.error();
+  return p->finish();
+}
+
+}  // namespace crashkit
