@@ -111,9 +111,12 @@ std::function<int()> add_run_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   run->add_option("--workload", o->workload, "shell command run after READY, before the fault");
   run->add_option("--prepare", o->prepare, "shell command run once before the first start");
-  run->add_option("--check", o->checks, "online check after the restart's READY (repeatable)");
+  // One value per occurrence, so a repeated option never swallows the "--" or TARGET.
+  run->add_option("--check", o->checks, "online check after the restart's READY (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--check-offline", o->checks_offline,
-                  "offline check while the daemon is down (repeatable)");
+                  "offline check while the daemon is down (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--ready-timeout", o->ready_timeout, "start -> READY limit")
       ->capture_default_str();
   run->add_option("--stop-timeout", o->stop_timeout, "SIGTERM -> exit limit")

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "crashkit/harness/sentinel.hpp"
 
 namespace crashkit {
@@ -91,7 +93,18 @@ std::optional<ExitStatus> Daemon::reap_main() {
   int w = 0;
   // Ours to reap only once its parent (the started process) is gone and we, the subreaper,
   // inherited it. Otherwise its exit status is not ours to know.
-  if (waitpid(main_pid_, &w, WNOHANG) == main_pid_) main_status_ = ExitStatus::from_wait_status(w);
+  // The pidfd turns readable a moment before the process is waitable, so WNOHANG could miss
+  // it. Blocking is safe: it has exited, and waitpid gives ECHILD at once if it is not ours.
+  pid_t got;
+  while ((got = waitpid(main_pid_, &w, 0)) < 0 && errno == EINTR) {
+  }
+  if (got < 0 && errno == ECHILD && !child_.status()) {
+    // Its parent may be the started process, still inside exit(): a process's fds close
+    // before its children are reparented, so the main process can be told to stop (and die)
+    // before it is ours. Let the started process finish exiting (bounded), then retry.
+    if (child_.wait_for(std::chrono::seconds(1))) got = waitpid(main_pid_, &w, 0);
+  }
+  if (got == main_pid_) main_status_ = ExitStatus::from_wait_status(w);
   close(main_pidfd_);
   main_pidfd_ = -1;
   sentinel_forget_pid(main_pid_);
@@ -170,8 +183,10 @@ Daemon::Stop Daemon::kill() {
   Stop s;
   if (finished_) return {main_status_ ? main_status_ : child_.status(), false};
   follow_main_pid();
+  // The whole tree first: helpers that left the group (setsid) are still descendants.
+  if (!child_.status()) kill_process_tree(child_.pid());
   if (main_pid_ > 0) {
-    ::kill(main_pid_, SIGKILL);
+    kill_process_tree(main_pid_);
     child_.kill_and_reap();
     if (main_pidfd_ >= 0) {
       pollfd p{main_pidfd_, POLLIN, 0};

@@ -104,6 +104,13 @@ void become_subreaper();
 // become ours), until the group is empty or ~1 s passed. Forgets it in the sentinel.
 void clear_process_group(pid_t pgid);
 
+// SIGKILLs `root` and every descendant, even those that left its process group or session
+// (PostgreSQL backends call setsid()). The tree is frozen first (SIGSTOP, walking
+// /proc/PID/task/TID/children until no new child appears) so nothing forks while it dies;
+// then everything is SIGKILLed and reaped where it is ours (as a subreaper, orphans become
+// ours). Returns how many processes were killed.
+int kill_process_tree(pid_t root);
+
 // Resolves argv[0] like execvp would, before forking: returns an absolute or relative path
 // that is an executable regular file, or a usage error naming the binary and the fix.
 Result<std::string> resolve_executable(const std::string& name);

@@ -1,0 +1,218 @@
+// Child: spawning, exit statuses, errors, signals, process groups and reaping.
+#include "crashkit/harness/child.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/process_checks.hpp"
+#include "crashkit/harness/output_capture.hpp"
+#include "crashkit/harness/placeholders.hpp"
+
+namespace crashkit {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+SpawnOptions sh(const std::string& script) {
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", script};
+  o.env = child_environment({});
+  return o;
+}
+
+// Reads one line the child wrote to a pipe: a blocking read, so no polling.
+std::string read_line(int fd) {
+  std::string line;
+  char c;
+  while (read(fd, &c, 1) == 1 && c != '\n') line += c;
+  return line;
+}
+
+TEST(Child, ReportsExitCodesAndSignals) {
+  auto ok = Child::spawn(sh("exit 0"));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE(ok->wait().success());
+  auto three = Child::spawn(sh("exit 3"));
+  ASSERT_TRUE(three);
+  EXPECT_TRUE(three->wait().exited_with(3));
+  auto segv = Child::spawn(sh("kill -SEGV $$"));
+  ASSERT_TRUE(segv);
+  auto st = segv->wait();
+  EXPECT_TRUE(st.killed_by(SIGSEGV)) << st.describe();
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(Child, MissingOrNonExecutableTargetIsAUsageError) {
+  auto missing = Child::spawn({.argv = {"/definitely/not/here"}});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().kind, ErrorKind::usage);
+  EXPECT_NE(missing.error().message.find("/definitely/not/here"), std::string::npos);
+
+  auto not_in_path = Child::spawn({.argv = {"crashkit-no-such-binary"}});
+  ASSERT_FALSE(not_in_path);
+  EXPECT_NE(not_in_path.error().message.find("not found in PATH"), std::string::npos);
+
+  auto file = fs::temp_directory_path() / ("ck-noexec-" + std::to_string(getpid()));
+  std::ofstream(file) << "#!/bin/sh\n";
+  chmod(file.c_str(), 0644);
+  auto noexec = Child::spawn({.argv = {file.string()}});
+  ASSERT_FALSE(noexec);
+  EXPECT_NE(noexec.error().message.find("chmod +x"), std::string::npos);
+  fs::remove(file);
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(Child, ExecFailureIsReportedWithStageNotAsADeadDaemon) {
+  auto file = fs::temp_directory_path() / ("ck-badexec-" + std::to_string(getpid()));
+  std::ofstream(file) << "\x7f"
+                         "ELFgarbage";
+  chmod(file.c_str(), 0755);
+  auto r = Child::spawn({.argv = {file.string()}});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("execve failed"), std::string::npos) << r.error().message;
+  fs::remove(file);
+  EXPECT_TRUE(test::no_children_left());  // the failed vfork child was reaped
+}
+
+TEST(Child, BadWorkingDirectoryNamesTheStage) {
+  auto o = sh("exit 0");
+  o.cwd = "/nonexistent-cwd";
+  auto r = Child::spawn(o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("chdir"), std::string::npos);
+}
+
+TEST(Child, LeadsItsOwnProcessGroupAndHasADeathSignal) {
+  auto cap = OutputCapture::open(fs::temp_directory_path() / "ck-child-grp.log", 1 << 20);
+  ASSERT_TRUE(cap);
+  auto o =
+      sh("ps -o pgid= -p $$; grep -c . /proc/$$/status >/dev/null; "
+         "awk '/^SigBlk/ {print $2}' /proc/$$/status");
+  o.stdout_fd = cap->write_fd();
+  auto c = Child::spawn(o);
+  cap->close_write_end();
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->wait().success());
+  std::string out = cap->finish();
+  EXPECT_NE(out.find(std::to_string(c->pid())), std::string::npos) << out;  // pgid == pid
+  EXPECT_NE(out.find("0000000000000000"), std::string::npos) << out;        // mask reset
+}
+
+TEST(Child, TerminateOrKillEscalatesWhenSigtermIsIgnored) {
+  auto polite = Child::spawn(sh("exec sleep 30"));
+  ASSERT_TRUE(polite);
+  auto s1 = polite->terminate_or_kill(5s);
+  EXPECT_FALSE(s1.escalated);
+  EXPECT_TRUE(s1.status.killed_by(SIGTERM));
+
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  auto o = sh("trap '' TERM; echo trapped; while :; do sleep 1; done");
+  o.stdout_fd = p[1];
+  auto stubborn = Child::spawn(o);
+  close(p[1]);
+  ASSERT_TRUE(stubborn);
+  ASSERT_EQ(read_line(p[0]), "trapped");  // SIGTERM only after the trap is in place
+  close(p[0]);
+  auto s2 = stubborn->terminate_or_kill(200ms);
+  EXPECT_TRUE(s2.escalated);
+  EXPECT_TRUE(s2.status.killed_by(SIGKILL));
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(Child, DestructorKillsTheWholeGroupAndReaps) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t leader = 0;
+  pid_t grandchild = 0;
+  {
+    auto o = sh("sleep 60 & echo $!; wait");
+    o.stdout_fd = p[1];
+    auto c = Child::spawn(o);
+    close(p[1]);
+    ASSERT_TRUE(c);
+    leader = c->pid();
+    grandchild = std::stoi(read_line(p[0]));
+    ASSERT_GT(grandchild, 0);
+    EXPECT_FALSE(test::process_gone(grandchild));
+  }
+  close(p[0]);
+  EXPECT_TRUE(test::process_gone(leader));
+  EXPECT_TRUE(test::process_gone(grandchild));
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(Child, WaitForTimesOutWhileRunning) {
+  auto c = Child::spawn(sh("exec sleep 30"));
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->wait_for(20ms).has_value());
+  EXPECT_FALSE(c->try_wait().has_value());
+  EXPECT_TRUE(c->kill_and_reap().killed_by(SIGKILL));
+}
+
+TEST(Child, DropsPrivilegesToAnotherUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  auto nobody = lookup_user("nobody");
+  ASSERT_TRUE(nobody) << nobody.error().message;
+  auto cap = OutputCapture::open(fs::temp_directory_path() / "ck-child-user.log", 1 << 20);
+  ASSERT_TRUE(cap);
+  auto o = sh("id -u; id -g");
+  o.user = *nobody;
+  o.stdout_fd = cap->write_fd();
+  auto c = Child::spawn(o);
+  cap->close_write_end();
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->wait().success());
+  EXPECT_NE(cap->finish().find(std::to_string(nobody->uid)), std::string::npos);
+}
+
+TEST(Child, UnknownUserIsAUsageError) {
+  auto u = lookup_user("crashkit-no-such-user");
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error().kind, ErrorKind::usage);
+}
+
+TEST(Child, ThousandSpawnKillCyclesLeakNothing) {
+  int before = test::open_fd_count();
+  for (int i = 0; i < 1000; ++i) {
+    auto c = Child::spawn(sh("exec sleep 30"));
+    ASSERT_TRUE(c) << c.error().message;
+    c->kill_and_reap();
+  }
+  EXPECT_EQ(test::open_fd_count(), before);
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(OutputCapture, BoundsTheFileAndKeepsTheTail) {
+  auto file = fs::temp_directory_path() / ("ck-cap-" + std::to_string(getpid()));
+  auto cap = OutputCapture::open(file, 1000);
+  ASSERT_TRUE(cap);
+  auto o = sh("i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done");
+  o.stdout_fd = cap->write_fd();
+  auto c = Child::spawn(o);
+  cap->close_write_end();
+  ASSERT_TRUE(c);
+  c->wait();
+  std::string tail = cap->finish();
+  EXPECT_EQ(last_line(tail), "line-1999");
+  auto size = fs::file_size(file);
+  EXPECT_GE(size, 1000u);
+  EXPECT_LT(size, 1100u);  // limit + the "bytes dropped" note
+  fs::remove(file);
+}
+
+TEST(OutputCapture, UnwritableArtifactIsAUsageError) {
+  auto cap = OutputCapture::open("/nonexistent-dir/out.log", 10);
+  ASSERT_FALSE(cap);
+  EXPECT_EQ(cap.error().kind, ErrorKind::usage);
+}
+
+}  // namespace
+}  // namespace crashkit

@@ -1,0 +1,116 @@
+// Pure value types: durations, exit statuses, outcomes, placeholders, notify parsing.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "crashkit/harness/duration.hpp"
+#include "crashkit/harness/exit_status.hpp"
+#include "crashkit/harness/notify_message.hpp"
+#include "crashkit/harness/outcome.hpp"
+#include "crashkit/harness/placeholders.hpp"
+
+namespace crashkit {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Duration, ParsesEveryUnit) {
+  EXPECT_EQ(*parse_duration("t", "100ns"), 100ns);
+  EXPECT_EQ(*parse_duration("t", "750us"), 750us);
+  EXPECT_EQ(*parse_duration("t", "200ms"), 200ms);
+  EXPECT_EQ(*parse_duration("t", "5s"), 5s);
+  EXPECT_EQ(*parse_duration("t", "1.5s"), 1500ms);
+  EXPECT_EQ(*parse_duration("t", "2m"), 120s);
+  EXPECT_EQ(*parse_duration("t", "1h"), 3600s);
+}
+
+TEST(Duration, RejectsWithTheOptionName) {
+  for (const char* bad : {"", "5", "s", "5x", "-1s", "1..2s", "ms5", "1e400s"}) {
+    auto d = parse_duration("--ready-timeout", bad);
+    ASSERT_FALSE(d) << bad;
+    EXPECT_EQ(d.error().kind, ErrorKind::usage);
+    EXPECT_NE(d.error().message.find("--ready-timeout"), std::string::npos);
+  }
+}
+
+TEST(Duration, FormatsShortest) {
+  EXPECT_EQ(format_duration(5s), "5s");
+  EXPECT_EQ(format_duration(200ms), "200ms");
+  EXPECT_EQ(format_duration(1250us), "1.25ms");
+  EXPECT_EQ(format_duration(830ns), "830ns");
+}
+
+TEST(ExitStatus, FromWaitStatus) {
+  EXPECT_TRUE(ExitStatus::from_wait_status(3 << 8).exited_with(3));
+  EXPECT_TRUE(ExitStatus::from_wait_status(SIGKILL).killed_by(SIGKILL));
+  auto core = ExitStatus::from_wait_status(SIGSEGV | 0x80);
+  EXPECT_EQ(core.kind(), ExitStatus::Kind::core_dumped);
+  EXPECT_EQ(core.describe(), "killed by SIGSEGV (core dumped)");
+  EXPECT_EQ(ExitStatus::exited(0).describe(), "exited with code 0");
+  EXPECT_EQ(ExitStatus::signaled(SIGKILL).describe(), "killed by SIGKILL");
+}
+
+TEST(Outcome, ExitCodesFollowDesign) {
+  EXPECT_EQ(exit_code_for(Outcome::pass), 0);
+  EXPECT_EQ(exit_code_for(Outcome::fault_not_reached), 0);
+  EXPECT_EQ(exit_code_for(Outcome::violation), 1);
+  EXPECT_EQ(exit_code_for(Outcome::not_ready), 1);
+  EXPECT_EQ(exit_code_for(Outcome::unexpected_exit), 1);
+  EXPECT_EQ(exit_code_for(Outcome::harness_error), 3);
+  for (auto o : {Outcome::pass, Outcome::violation, Outcome::not_ready, Outcome::unexpected_exit,
+                 Outcome::fault_not_reached, Outcome::harness_error})
+    EXPECT_EQ(outcome_from_string(to_string(o)), o);
+  EXPECT_FALSE(outcome_from_string("passed"));
+}
+
+TEST(Placeholders, ReplacesKnownNamesOnly) {
+  Placeholders p{"/r", "/r/data", "/r/scratch", "/r/ledger", 4};
+  EXPECT_EQ(p.apply("--dir {data_dir} --log {run_dir}/x.{cycle} {ledger} {scratch}"),
+            "--dir /r/data --log /r/x.4 /r/ledger /r/scratch");
+  EXPECT_EQ(p.apply("awk '{print $1}' ${HOME} {unknown}"), "awk '{print $1}' ${HOME} {unknown}");
+  EXPECT_EQ(p.apply("{data_dir"), "{data_dir");
+}
+
+TEST(Placeholders, ChildEnvironmentDropsSupervisorVariables) {
+  setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  setenv("WATCHDOG_USEC", "1000", 1);
+  setenv("CRASHKIT_TEST_KEEP", "yes", 1);
+  auto env = child_environment({"EXTRA=1", "CRASHKIT_TEST_KEEP=override"});
+  auto has = [&](const std::string& kv) {
+    return std::find(env.begin(), env.end(), kv) != env.end();
+  };
+  EXPECT_FALSE(has("NOTIFY_SOCKET=/run/systemd/notify"));
+  EXPECT_FALSE(has("WATCHDOG_USEC=1000"));
+  EXPECT_TRUE(has("EXTRA=1"));
+  EXPECT_TRUE(has("CRASHKIT_TEST_KEEP=override"));
+  EXPECT_FALSE(has("CRASHKIT_TEST_KEEP=yes"));
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("CRASHKIT_TEST_KEEP");
+}
+
+TEST(NotifyMessage, ParsesKeyValueLines) {
+  auto m = parse_notify_datagram("READY=1\nSTATUS=serving a=b\nMAINPID=42\n");
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->has("READY", "1"));
+  EXPECT_EQ(m->get("STATUS"), "serving a=b");
+  EXPECT_EQ(m->get("MAINPID"), "42");
+  EXPECT_FALSE(m->get("STOPPING"));
+  auto x = parse_notify_datagram("X_CRASHKIT_FIRED=wal.append@3");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->get("X_CRASHKIT_FIRED"), "wal.append@3");
+}
+
+TEST(NotifyMessage, RejectsMalformed) {
+  using namespace std::string_view_literals;
+  for (auto bad : {"READY=1\0STATUS=x"sv, "no equals sign"sv, "=1"sv, "ready=1"sv, ""sv, "\n\n"sv,
+                   "READY-X=1"sv}) {
+    EXPECT_FALSE(parse_notify_datagram(bad)) << bad;
+  }
+  EXPECT_FALSE(parse_notify_datagram(std::string(kNotifyDatagramMax + 1, 'A')));
+  std::string max = "STATUS=" + std::string(kNotifyDatagramMax - 7, 'a');
+  EXPECT_TRUE(parse_notify_datagram(max));
+}
+
+}  // namespace
+}  // namespace crashkit

@@ -1,0 +1,158 @@
+// `crashkit run` end to end against the notify fixture: every outcome and every error path,
+// with the exit codes of DESIGN.md section 4.
+#include <gtest/gtest.h>
+
+#include "../support/cli_runner.hpp"
+#include "../support/process_checks.hpp"
+
+namespace crashkit {
+namespace {
+
+const std::string kCli = CRASHKIT_CLI;
+const std::string kFixture = CRASHKIT_NOTIFY_FIXTURE;
+
+test::CliRun run(std::vector<std::string> options, std::vector<std::string> target) {
+  std::vector<std::string> argv{kCli, "run"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back("--");
+  argv.insert(argv.end(), target.begin(), target.end());
+  return test::run_cli(argv);
+}
+
+TEST(CliRun, CleanDaemonPassesSigkillAndSigtermCycles) {
+  for (const char* fault : {"sigkill", "sigterm", "sigkill-after=20ms"}) {
+    auto r =
+        run({"--fault", fault, "--cycles", "3"}, {kFixture, "--mode", "ready", "--children", "2"});
+    EXPECT_EQ(r.code(), 0) << fault << "\n" << r.output;
+    EXPECT_NE(r.output.find("pass: 3 cycle(s)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("recovery (restart -> READY)"), std::string::npos) << r.output;
+  }
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(CliRun, NeverReadyIsNotReady) {
+  auto r = run({"--ready-timeout", "300ms"}, {kFixture, "--mode", "never-ready"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("not_ready: before any fault: no READY=1 within 300ms"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(CliRun, ExitBeforeReadyShowsStatusAndStderr) {
+  auto r = run({}, {kFixture, "--mode", "exit-before-ready"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("exited before READY (exited with code 3)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("cannot open data directory"), std::string::npos) << r.output;
+}
+
+TEST(CliRun, IgnoringSigtermIsAFinding) {
+  auto r = run({"--fault", "sigterm", "--stop-timeout", "300ms"},
+               {kFixture, "--mode", "ignore-sigterm"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("unexpected_exit: cycle 0: SIGTERM ignored for 300ms"), std::string::npos)
+      << r.output;
+}
+
+TEST(CliRun, WrongExitCodeOnSigtermIsAFinding) {
+  auto r = run({"--fault", "sigterm"}, {kFixture, "--mode", "ready", "--term-exit", "7"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("exited with code 7 (expected exit code 0)"), std::string::npos)
+      << r.output;
+}
+
+TEST(CliRun, DaemonDyingDuringWorkloadIsUnexpectedExit) {
+  auto r = run({"--workload", "sleep 0.5"}, {kFixture, "--mode", "ready", "--exit-after-ms", "0"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("unexpected_exit: cycle 0: daemon died during the workload: exited "
+                          "with code 4"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(CliRun, ForkingDaemonsFollowMainPid) {
+  for (const char* mode : {"mainpid-helper", "double-fork"}) {
+    for (const char* fault : {"sigkill", "sigterm"}) {
+      auto r =
+          run({"--fault", fault, "--cycles", "2"}, {kFixture, "--mode", mode, "--children", "1"});
+      EXPECT_EQ(r.code(), 0) << mode << " " << fault << "\n" << r.output;
+    }
+  }
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(CliRun, HelperWithoutMainPidIsHeardOnlyWithAccessAll) {
+  auto main_only = run({"--ready-timeout", "300ms"}, {kFixture, "--mode", "helper-ready"});
+  EXPECT_EQ(main_only.code(), 1) << main_only.output;
+  EXPECT_NE(main_only.output.find("foreign sender 1"), std::string::npos) << main_only.output;
+  auto all = run({"--notify-access", "all"}, {kFixture, "--mode", "helper-ready"});
+  EXPECT_EQ(all.code(), 0) << all.output;
+}
+
+TEST(CliRun, GarbageDatagramsAreCountedNotFatal) {
+  auto r = run({}, {kFixture, "--mode", "garbage"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  // 2 starts x (NUL, oversized, 2 malformed, 1 foreign)
+  EXPECT_NE(
+      r.output.find("10 rejected (no credentials 0, oversized 2, malformed 6, foreign sender 2)"),
+      std::string::npos)
+      << r.output;
+}
+
+TEST(CliRun, WorkloadChecksAndPlaceholders) {
+  auto r = run({"--cycles", "2", "--workload", "echo {cycle} >> {data_dir}/log", "--check-offline",
+                "test -s {data_dir}/log", "--check",
+                "test \"$(wc -l < {data_dir}/log)\" -eq $(({cycle} + 1))"},
+               {kFixture, "--mode", "ready"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  auto bad = run({"--workload", "true", "--check", "echo acked key k7 missing; exit 1"},
+                 {kFixture, "--mode", "ready"});
+  EXPECT_EQ(bad.code(), 1) << bad.output;
+  EXPECT_NE(bad.output.find("violation: cycle 0: online check 'echo acked key k7 missing; exit 1' "
+                            "exited with code 1: acked key k7 missing"),
+            std::string::npos)
+      << bad.output;
+  EXPECT_NE(bad.output.find("run dir kept:"), std::string::npos);
+}
+
+TEST(CliRun, FailingWorkloadBeforeAnyFaultIsAHarnessError) {
+  auto r = run({"--workload", "exit 9"}, {kFixture, "--mode", "ready"});
+  EXPECT_EQ(r.code(), 3) << r.output;
+  EXPECT_NE(r.output.find("workload exited with code 9"), std::string::npos) << r.output;
+}
+
+TEST(CliRun, UsageErrorsAreOneLineWithExitTwo) {
+  struct Case {
+    std::vector<std::string> options;
+    std::vector<std::string> target;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{}, {"/no/such/daemon"}, "target '/no/such/daemon' not found"},
+      {{}, {"no-such-daemon-in-path"}, "not found in PATH"},
+      {{"--fault", "sigstop"}, {kFixture}, "unknown fault"},
+      {{"--ready-timeout", "10"}, {kFixture}, "--ready-timeout: bad duration '10' (missing unit)"},
+      {{"--run-dir", "/proc/crashkit"}, {kFixture}, "--run-dir /proc/crashkit: cannot create"},
+      {{"--user", "crashkit-no-such-user"}, {kFixture}, "no such user"},
+      {{"--notify-access", "some"}, {kFixture}, "--notify-access"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.options, c.target);
+    EXPECT_EQ(r.code(), 2) << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  auto none = test::run_cli({kCli, "run"});
+  EXPECT_EQ(none.code(), 2) << none.output;
+}
+
+TEST(CliRun, HelpDocumentsExitCodes) {
+  auto r = test::run_cli({kCli, "run", "--help"});
+  EXPECT_EQ(r.code(), 0);
+  EXPECT_NE(r.output.find("Exit codes: 0 no findings, 1 finding, 2 usage error, 3 harness error"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace crashkit

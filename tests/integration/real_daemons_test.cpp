@@ -1,0 +1,131 @@
+// Kill-and-verify against real third-party daemons that speak sd_notify: Debian's redis-server
+// and PostgreSQL 15. Each has a control that must fail, so the check is shown able to fail.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "../support/cli_runner.hpp"
+#include "../support/process_checks.hpp"
+
+namespace crashkit {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kCli = CRASHKIT_CLI;
+const char* kPostgres = "/usr/lib/postgresql/15/bin/postgres";
+const char* kInitdb = "/usr/lib/postgresql/15/bin/initdb";
+
+bool installed(const char* path) {
+  return access(path, X_OK) == 0;
+}
+
+std::vector<std::string> redis_run(const std::string& fault, const std::string& persistence) {
+  const std::string cli = "redis-cli -s {run_dir}/r.sock";
+  std::vector<std::string> argv{
+      kCli,
+      "run",
+      "--fault",
+      fault,
+      "--cycles",
+      "3",
+      "--workload",
+      "for i in $(seq 1 100); do " + cli + " set k$i v$i-{cycle} >/dev/null || exit 1; done",
+      "--check",
+      "test \"$(" + cli + " dbsize)\" -eq 100",
+      "--check",
+      "test \"$(" + cli + " get k100)\" = v100-{cycle}",
+      "--",
+      "/usr/bin/redis-server",
+      "--supervised",
+      "systemd",
+      "--port",
+      "0",
+      "--unixsocket",
+      "{run_dir}/r.sock",
+      "--dir",
+      "{data_dir}",
+      "--save",
+      ""};
+  for (auto& a : {std::string("--appendonly"), persistence}) argv.push_back(a);
+  if (persistence == "yes") {
+    argv.push_back("--appendfsync");
+    argv.push_back("always");
+  }
+  return argv;
+}
+
+TEST(RealDaemons, RedisKeepsAcknowledgedKeysAcrossSigkill) {
+  if (!installed("/usr/bin/redis-server"))
+    GTEST_SKIP() << "redis-server not installed (scripts/setup installs it)";
+  auto r = test::run_cli(redis_run("sigkill", "yes"));
+  EXPECT_EQ(r.code(), 0) << r.output;
+  EXPECT_NE(r.output.find("pass: 3 cycle(s) of sigkill"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(RealDaemons, RedisWithoutPersistenceIsCaughtLosingKeys) {
+  if (!installed("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server not installed";
+  auto r = test::run_cli(redis_run("sigkill", "no"));
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("violation: cycle 0: online check"), std::string::npos) << r.output;
+}
+
+TEST(RealDaemons, RedisStopsCleanlyOnSigterm) {
+  if (!installed("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server not installed";
+  auto r = test::run_cli(redis_run("sigterm", "yes"));
+  EXPECT_EQ(r.code(), 0) << r.output;
+}
+
+std::vector<std::string> postgres_run(const std::string& commit_mode) {
+  const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
+  return {kCli,
+          "run",
+          "--user",
+          "postgres",
+          "--fault",
+          "sigkill",
+          "--cycles",
+          "2",
+          "--ready-timeout",
+          "60s",
+          "--prepare",
+          std::string(kInitdb) + " -D {data_dir} -A trust -U postgres >/dev/null",
+          "--workload",
+          psql + " -c 'create table if not exists t(i int)' -c " + commit_mode +
+              " -c 'insert into t values ({cycle})'",
+          "--check",
+          "test \"$(" + psql + " -tAc 'select count(*) from t')\" -eq $(({cycle} + 1))",
+          "--",
+          kPostgres,
+          "-D",
+          "{data_dir}",
+          "-k",
+          "{run_dir}",
+          "-c",
+          "listen_addresses=",
+          "-c",
+          "fsync=on"};
+}
+
+TEST(RealDaemons, PostgresKeepsCommittedRowAcrossSigkill) {
+  if (!installed(kPostgres))
+    GTEST_SKIP() << "postgresql-15 not installed (scripts/setup installs it)";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run postgres as --user postgres";
+  auto r = test::run_cli(postgres_run("'set synchronous_commit = on'"), std::chrono::minutes(3));
+  EXPECT_EQ(r.code(), 0) << r.output;
+  EXPECT_NE(r.output.find("pass: 2 cycle(s) of sigkill"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(RealDaemons, PostgresRefusesRootWithoutUser) {
+  if (!installed(kPostgres)) GTEST_SKIP() << "postgresql-15 not installed";
+  if (geteuid() != 0) GTEST_SKIP() << "only root is refused";
+  auto r = test::run_cli({kCli, "run", "--", kPostgres, "-D", "{data_dir}"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("exited before READY"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("properly start the server"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace crashkit
