@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/daemon.hpp"
@@ -243,6 +246,23 @@ CellResult CellRun::run() {
                                            spec_.cycles, spec_.fault.to_string()));
 }
 
+// The first ancestor of `dir` that `user` may not traverse (no x permission for it).
+std::optional<std::filesystem::path> unsearchable_ancestor(const std::filesystem::path& dir,
+                                                           const Credentials& user) {
+  for (auto p = dir.parent_path(); !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (stat(p.c_str(), &st) != 0) return p;
+    bool in_group = st.st_gid == user.gid || std::find(user.groups.begin(), user.groups.end(),
+                                                       st.st_gid) != user.groups.end();
+    bool ok = user.uid == 0 || (st.st_uid == user.uid && (st.st_mode & S_IXUSR)) ||
+              (st.st_uid != user.uid && in_group && (st.st_mode & S_IXGRP)) ||
+              (st.st_uid != user.uid && !in_group && (st.st_mode & S_IXOTH));
+    if (!ok) return p;
+    if (p == p.root_path()) break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
@@ -263,6 +283,15 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   if (user) owner = std::make_pair(user->uid, user->gid);
   auto run = RunDir::create(spec.run_dir, owner);
   if (!run) return run.error();
+  if (user) {
+    if (auto blocked = unsearchable_ancestor(run->root, *user)) {
+      run->remove_unless_kept(false);
+      return usage_error(fmt::format(
+          "run dir {}: user {} cannot reach it ({} is not searchable by that user); pass "
+          "--run-dir under a directory it can enter, e.g. /tmp",
+          run->root.string(), user->name, blocked->string()));
+    }
+  }
   auto rx = NotifyReceiver::bind(run->notify_socket.string(), spec.notify_access,
                                  user ? std::optional<uid_t>(user->uid) : std::nullopt);
   if (!rx) {

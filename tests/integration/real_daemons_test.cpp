@@ -116,6 +116,19 @@ TEST(RealDaemons, PostgresKeepsCommittedRowAcrossSigkill) {
   EXPECT_EQ(r.code(), 0) << r.output;
   EXPECT_NE(r.output.find("pass: 2 cycle(s) of sigkill"), std::string::npos) << r.output;
   EXPECT_TRUE(test::no_children_left());
+  fs::remove_all("/tmp/crashkit-pg-test-" + std::to_string(getpid()));
+}
+
+TEST(RealDaemons, UserWhoCannotReachTheRunDirIsAUsageError) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for --user";
+  auto parent = fs::temp_directory_path() / ("ck-private-" + std::to_string(getpid()));
+  fs::create_directories(parent);
+  fs::permissions(parent, fs::perms::owner_all);
+  auto r = test::run_cli(
+      {kCli, "run", "--user", "nobody", "--run-dir", (parent / "run").string(), "--", "/bin/true"});
+  EXPECT_EQ(r.code(), 2) << r.output;
+  EXPECT_NE(r.output.find("user nobody cannot reach it"), std::string::npos) << r.output;
+  fs::remove_all(parent);
 }
 
 TEST(RealDaemons, PostgresRefusesRootWithoutUser) {
