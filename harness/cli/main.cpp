@@ -18,11 +18,18 @@ int main(int argc, char** argv) {
       "Exit codes: 0 no findings, 1 at least one finding, 2 usage or spec error, "
       "3 harness error.");
   app.require_subcommand(1);
-  auto run = crashkit::cli::add_run_command(app);
+  std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
+  for (auto add : {crashkit::cli::add_run_command, crashkit::cli::add_discover_command,
+                   crashkit::cli::add_points_command}) {
+    auto before = app.get_subcommands({}).size();
+    auto fn = add(app);
+    commands.emplace_back(app.get_subcommands({})[before], std::move(fn));
+  }
   int code = crashkit::exit_code::ok;
   try {
     app.parse(argc, argv);
-    code = run();
+    for (auto& [cmd, fn] : commands)
+      if (cmd->parsed()) code = fn();
   } catch (const CLI::CallForHelp& e) {
     code = app.exit(e);
   } catch (const CLI::ParseError& e) {

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "crashkit/harness/cell.hpp"
 
@@ -26,6 +28,9 @@ struct RunOptions {
   std::string user;
   bool keep = false;
   bool quiet = false;
+  std::string plan;
+  std::string plan_on = "start";
+  bool json = false;  // discover
   std::vector<std::string> target;
 };
 
@@ -36,7 +41,8 @@ int fail(const Error& e) {
 
 Result<CellSpec> to_spec(const RunOptions& o) {
   CellSpec s;
-  auto fault = Fault::parse(o.fault);
+  auto fault =
+      o.plan.empty() ? Fault::parse(o.fault) : Fault::crash(o.plan, o.plan_on == "restart");
   if (!fault) return fault.error();
   s.fault = *fault;
   s.cycles = o.cycles;
@@ -88,6 +94,52 @@ int execute(const RunOptions& o) {
   return exit_code_for(r->outcome);
 }
 
+void add_cell_options(CLI::App* run, RunOptions& o) {
+  run->add_option("--workload", o.workload, "shell command run after READY, before the fault");
+  run->add_option("--prepare", o.prepare, "shell command run once before the first start");
+  // One value per occurrence, so a repeated option never swallows the "--" or TARGET.
+  run->add_option("--check", o.checks, "online check after the restart's READY (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--check-offline", o.checks_offline,
+                  "offline check while the daemon is down (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--ready-timeout", o.ready_timeout, "start -> READY limit")
+      ->capture_default_str();
+  run->add_option("--stop-timeout", o.stop_timeout, "SIGTERM -> exit limit")->capture_default_str();
+  run->add_option("--command-timeout", o.command_timeout,
+                  "limit for each workload, prepare and check command")
+      ->capture_default_str();
+  run->add_option("--notify-access", o.notify_access, "which senders are heard")
+      ->check(CLI::IsMember({"main", "all"}))
+      ->capture_default_str();
+  run->add_option("--run-dir", o.run_dir, "run directory (default: a new dir under $TMPDIR)");
+  run->add_option("--user", o.user, "run the target and commands as this user (needs root)");
+  run->add_flag("--keep", o.keep, "keep the run dir even when the cell passes");
+  run->add_flag("-q,--quiet", o.quiet, "only the final result line");
+  run->add_option("target", o.target, "TARGET [ARGS...] after --")->required();
+}
+
+int execute_discover(const RunOptions& o) {
+  auto spec = to_spec(o);
+  if (!spec) return fail(spec.error());
+  CellLog log;
+  if (!o.quiet) log = [](std::string_view line) { fmt::print(stderr, "crashkit: {}\n", line); };
+  auto d = discover(*spec, log);
+  if (!d) return fail(d.error());
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> rows;
+  for (const auto& [name, n] : d->run) rows[name].first = n;
+  for (const auto& [name, n] : d->recovery) rows[name].second = n;
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, c] : rows) j[name] = {{"run", c.first}, {"recovery", c.second}};
+    fmt::print("{}\n", j.dump(2));
+    return exit_code::ok;
+  }
+  fmt::print("{:<40} {:>12} {:>12}\n", "point", "run", "recovery");
+  for (const auto& [name, c] : rows) fmt::print("{:<40} {:>12} {:>12}\n", name, c.first, c.second);
+  return exit_code::ok;
+}
+
 }  // namespace
 
 std::function<int()> add_run_command(CLI::App& app) {
@@ -97,6 +149,10 @@ std::function<int()> add_run_command(CLI::App& app) {
   run->footer(
       "Placeholders {data_dir} {run_dir} {scratch} {ledger} {cycle} are replaced in TARGET, its\n"
       "arguments, and every command. Commands run with /bin/sh -c in the run dir.\n"
+      "Crash plans (--plan): POINT@N=ACTION (Nth crossing), POINT@N+=ACTION (from the Nth on),\n"
+      "POINT@%K=ACTION (every Kth); ';' separates rules. Actions: kill abort segv throw hang "
+      "pause\n"
+      "exit(CODE) error(ENOSPC|EIO|...) delay(200ms). 'crashkit points TARGET' lists the points.\n"
       "Exit codes: 0 no findings, 1 finding, 2 usage error, 3 harness error.\n"
       "Example:\n"
       "  crashkit run --fault sigkill --cycles 3 \\\n"
@@ -106,33 +162,28 @@ std::function<int()> add_run_command(CLI::App& app) {
       "       --appendonly yes --appendfsync always --dir {data_dir}");
   run->add_option("--fault", o->fault, "sigterm | sigkill | sigkill-after=DURATION")
       ->capture_default_str();
+  run->add_option("--plan", o->plan, "crash plan for the daemon's crash points (replaces --fault)");
+  run->add_option("--plan-on", o->plan_on,
+                  "arm the plan on the first start, or on the restart "
+                  "after a SIGKILL (recovery points)")
+      ->check(CLI::IsMember({"start", "restart"}))
+      ->capture_default_str();
   run->add_option("--cycles", o->cycles, "fault+restart cycles in one run")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  run->add_option("--workload", o->workload, "shell command run after READY, before the fault");
-  run->add_option("--prepare", o->prepare, "shell command run once before the first start");
-  // One value per occurrence, so a repeated option never swallows the "--" or TARGET.
-  run->add_option("--check", o->checks, "online check after the restart's READY (repeatable)")
-      ->allow_extra_args(false);
-  run->add_option("--check-offline", o->checks_offline,
-                  "offline check while the daemon is down (repeatable)")
-      ->allow_extra_args(false);
-  run->add_option("--ready-timeout", o->ready_timeout, "start -> READY limit")
-      ->capture_default_str();
-  run->add_option("--stop-timeout", o->stop_timeout, "SIGTERM -> exit limit")
-      ->capture_default_str();
-  run->add_option("--command-timeout", o->command_timeout,
-                  "limit for each workload, prepare and check command")
-      ->capture_default_str();
-  run->add_option("--notify-access", o->notify_access, "which senders are heard")
-      ->check(CLI::IsMember({"main", "all"}))
-      ->capture_default_str();
-  run->add_option("--run-dir", o->run_dir, "run directory (default: a new dir under $TMPDIR)");
-  run->add_option("--user", o->user, "run the target and commands as this user (needs root)");
-  run->add_flag("--keep", o->keep, "keep the run dir even when the cell passes");
-  run->add_flag("-q,--quiet", o->quiet, "only the final result line");
-  run->add_option("target", o->target, "TARGET [ARGS...] after --")->required();
+  add_cell_options(run, *o);
   return [o] { return execute(*o); };
+}
+
+std::function<int()> add_discover_command(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "discover",
+      "Run the workload once without a fault and count each crash point's crossings "
+      "(first start + workload, and recovery after a SIGKILL).");
+  cmd->add_flag("--json", o->json, "print JSON: {point: {run: N, recovery: M}}");
+  add_cell_options(cmd, *o);
+  return [o] { return execute_discover(*o); };
 }
 
 }  // namespace crashkit::cli

@@ -5,12 +5,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <variant>
 
-#include "crashkit/harness/child.hpp"
-#include "crashkit/harness/daemon.hpp"
-#include "crashkit/harness/placeholders.hpp"
-#include "crashkit/harness/run_dir.hpp"
-#include "crashkit/harness/shell_command.hpp"
+#include "cell_run.hpp"
+#include "crashkit/crash_plan.hpp"
+#include "crashkit/harness/compiled_points.hpp"
 
 namespace crashkit {
 
@@ -27,8 +26,21 @@ Result<Fault> Fault::parse(std::string_view text) {
       "--fault '{}': unknown fault; use sigterm, sigkill or sigkill-after=DURATION", text));
 }
 
+Result<Fault> Fault::crash(std::string_view plan, bool on_restart) {
+  auto parsed = parse_crash_plan(plan);
+  if (auto* err = std::get_if<CrashPlanError>(&parsed))
+    return usage_error("--plan: " + err->message);
+  Fault f;
+  f.kind = Kind::crash_plan;
+  f.plan = format_crash_plan(std::get<std::vector<CrashRule>>(parsed));
+  f.on_restart = on_restart;
+  return f;
+}
+
 std::string Fault::to_string() const {
   switch (kind) {
+    case Kind::crash_plan:
+      return (on_restart ? "recovery crash " : "crash ") + plan;
     case Kind::sigterm:
       return "sigterm";
     case Kind::sigkill:
@@ -39,100 +51,9 @@ std::string Fault::to_string() const {
   return "sigkill";
 }
 
-namespace {
+namespace detail {
 
-// One cell's moving parts, so each step reads as a method rather than a 300-line function.
-class CellRun {
- public:
-  CellRun(const CellSpec& spec, const CellLog& log, RunDir run, std::optional<Credentials> user,
-          NotifyReceiver rx)
-      : spec_(spec), log_(log), run_(std::move(run)), user_(std::move(user)), rx_(std::move(rx)) {}
-
-  CellResult run();
-
- private:
-  struct Step {  // a finished cycle step: nullopt = carry on
-    Outcome outcome;
-    std::string reason;
-  };
-
-  void say(std::string_view line) const {
-    if (log_) log_(line);
-  }
-  Placeholders placeholders(int cycle) const {
-    return {run_.root.string(), run_.data.string(), run_.scratch.string(), run_.ledger.string(),
-            cycle};
-  }
-  std::vector<std::string> env(int cycle) const {
-    std::vector<std::string> extra = spec_.extra_env;
-    extra.push_back("CRASHKIT_RUN_DIR=" + run_.root.string());
-    extra.push_back("CRASHKIT_DATA_DIR=" + run_.data.string());
-    extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
-    extra.push_back("CRASHKIT_CYCLE=" + std::to_string(cycle));
-    return child_environment(extra);
-  }
-  ShellRun shell(const std::string& command, int cycle, const std::string& log_name) const {
-    return {placeholders(cycle).apply(command),
-            env(cycle),
-            user_,
-            run_.root,
-            run_.artifacts / log_name,
-            spec_.command_timeout,
-            spec_.capture_limit};
-  }
-
-  Result<Daemon> start(int cycle, int start_no) {
-    Daemon::Options o;
-    o.argv = placeholders(cycle).apply(spec_.target);
-    o.env = env(cycle);
-    o.user = user_;
-    o.cwd = run_.root;
-    o.artifact_prefix = run_.artifacts / fmt::format("target.{}.{}", cycle, start_no);
-    o.capture_limit = spec_.capture_limit;
-    return Daemon::start(o, rx_);
-  }
-
-  // READY or the reason it did not come.
-  std::optional<std::string> await_ready(Daemon& d, Duration* elapsed) {
-    auto w = d.wait_ready(spec_.ready_timeout);
-    if (elapsed != nullptr) *elapsed = w.elapsed;
-    if (w.what == Daemon::Ready::ready) return std::nullopt;
-    std::string tail = last_line(d.stderr_tail());
-    std::string why =
-        w.what == Daemon::Ready::timeout
-            ? fmt::format(
-                  "no READY=1 within {} (raise --ready-timeout, or check the daemon "
-                  "speaks sd_notify)",
-                  format_duration(spec_.ready_timeout))
-            : fmt::format("exited before READY ({})",
-                          w.status ? w.status->describe() : std::string("status unknown"));
-    if (!tail.empty()) why += fmt::format("; stderr: {}", tail);
-    return why;
-  }
-
-  std::optional<Step> run_checks(const std::vector<std::string>& checks, int cycle,
-                                 std::string_view kind) {
-    for (std::size_t i = 0; i < checks.size(); ++i) {
-      auto r =
-          run_shell(shell(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i)));
-      if (!r) return Step{Outcome::harness_error, r.error().message};
-      if (!r->status.success())
-        return Step{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
-                                                    checks[i], r->describe())};
-    }
-    return std::nullopt;
-  }
-
-  std::optional<Step> apply_fault(Daemon& d, int cycle, CycleResult& cr);
-
-  const CellSpec& spec_;
-  const CellLog& log_;
-  RunDir run_;
-  std::optional<Credentials> user_;
-  NotifyReceiver rx_;
-};
-
-std::optional<CellRun::Step> CellRun::apply_fault(Daemon& d, int cycle, CycleResult& cr) {
+std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (spec_.workload) {
     auto w =
@@ -151,11 +72,11 @@ std::optional<CellRun::Step> CellRun::apply_fault(Daemon& d, int cycle, CycleRes
           fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
                       d.stop(SIGKILL, {}).status.value_or(ExitStatus::exited(0)).describe())};
     cr.fault_status = d.kill().status;
-    if (workload) workload->finish();  // its failure is expected: the daemon went away
+    if (workload) workload->finish(&rx_);  // its failure is expected: the daemon went away
     return std::nullopt;
   }
   if (workload) {
-    ShellResult wr = workload->finish();
+    ShellResult wr = workload->finish(&rx_);
     if (!wr.status.success()) {
       // Against a freshly started daemon a failing workload is a broken set-up; after a
       // restart it means the recovered daemon misbehaves.
@@ -185,29 +106,16 @@ std::optional<CellRun::Step> CellRun::apply_fault(Daemon& d, int cycle, CycleRes
   return std::nullopt;
 }
 
-CellResult CellRun::run() {
+CellResult CellRun::run_signal_fault() {
   CellResult result;
   result.run_dir = run_.root;
-  auto finish = [&](Outcome o, std::string reason) {
-    result.outcome = o;
-    result.reason = std::move(reason);
-    result.notify = rx_.counters();
-    return result;
-  };
-
-  if (spec_.prepare) {
-    auto r = run_shell(shell(*spec_.prepare, 0, "prepare.log"));
-    if (!r) return finish(Outcome::harness_error, r.error().message);
-    if (!r->status.success())
-      return finish(Outcome::harness_error, fmt::format("--prepare {}", r->describe()));
-  }
-
+  if (auto step = prepare()) return finish(result, step->outcome, step->reason);
   auto first = start(0, 0);
-  if (!first) return finish(Outcome::harness_error, first.error().message);
+  if (!first) return finish(result, Outcome::harness_error, first.error().message);
   std::optional<Daemon> daemon(std::move(*first));
   Duration ready_elapsed{};
   if (auto why = await_ready(*daemon, &ready_elapsed))
-    return finish(daemon->alive() ? Outcome::not_ready : Outcome::unexpected_exit,
+    return finish(result, daemon->alive() ? Outcome::not_ready : Outcome::unexpected_exit,
                   "before any fault: " + *why);
   result.first_ready = ready_elapsed;
   say(fmt::format("ready after {} (pid {})", format_duration(ready_elapsed), daemon->main_pid()));
@@ -215,36 +123,30 @@ CellResult CellRun::run() {
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
     cr.cycle = cycle;
-    auto record = [&](Outcome o, std::string reason) {
-      cr.outcome = o;
-      cr.reason = reason;
+    auto record = [&](const Step& step) {
+      cr.outcome = step.outcome;
+      cr.reason = step.reason;
       result.cycles.push_back(cr);
-      return finish(o, std::move(reason));
+      return finish(result, step.outcome, step.reason);
     };
-    if (auto step = apply_fault(*daemon, cycle, cr)) return record(step->outcome, step->reason);
+    if (auto step = apply_signal_fault(*daemon, cycle, cr)) return record(*step);
     daemon.reset();
     say(fmt::format("cycle {}: {} -> {}", cycle, spec_.fault.to_string(),
                     cr.fault_status ? cr.fault_status->describe() : "exited"));
-    if (auto step = run_checks(spec_.check_offline, cycle, "offline"))
-      return record(step->outcome, step->reason);
-
-    auto again = start(cycle + 1, 1);
-    if (!again) return record(Outcome::harness_error, again.error().message);
-    daemon.emplace(std::move(*again));
-    Duration recovery{};
-    if (auto why = await_ready(*daemon, &recovery))
-      return record(Outcome::not_ready, fmt::format("cycle {}: after restart: {}", cycle, *why));
-    cr.recovery = recovery;
-    say(fmt::format("cycle {}: recovered, READY after {}", cycle, format_duration(recovery)));
-    if (auto step = run_checks(spec_.check_online, cycle, "online"))
-      return record(step->outcome, step->reason);
+    if (auto step = run_checks(spec_.check_offline, cycle, "offline")) return record(*step);
+    if (auto step = recover_and_check(cycle, 1, cr, daemon)) return record(*step);
     result.cycles.push_back(cr);
   }
   auto last = daemon->stop(SIGTERM, spec_.stop_timeout);
   if (last.escalated) say("final stop: SIGTERM ignored, escalated to SIGKILL");
-  return finish(Outcome::pass, fmt::format("{} cycle(s) of {} recovered and every check held",
-                                           spec_.cycles, spec_.fault.to_string()));
+  return finish(result, Outcome::pass,
+                fmt::format("{} cycle(s) of {} recovered and every check held", spec_.cycles,
+                            spec_.fault.to_string()));
 }
+
+}  // namespace detail
+
+namespace {
 
 // The first ancestor of `dir` that `user` may not traverse (no x permission for it).
 std::optional<std::filesystem::path> unsearchable_ancestor(const std::filesystem::path& dir,
@@ -263,16 +165,36 @@ std::optional<std::filesystem::path> unsearchable_ancestor(const std::filesystem
   return std::nullopt;
 }
 
-}  // namespace
-
-Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
+// Everything before the first spawn: checks of the spec, the run dir, the receiver. Usage
+// problems come back as an Error. Then `body` runs with the CellRun.
+template <typename Body>
+auto with_cell(const CellSpec& spec, const CellLog& log, Body body)
+    -> Result<decltype(body(std::declval<detail::CellRun&>(), std::declval<RunDir&>()))> {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
   if (spec.cycles < 1) return usage_error("--cycles must be at least 1");
   // Check the binary before creating anything, so a typo is a usage error (exit 2).
   if (spec.target[0].find('{') == std::string::npos) {
     auto exe = resolve_executable(spec.target[0]);
     if (!exe) return exe.error();
+    if (spec.fault.kind == Fault::Kind::crash_plan) {
+      // An ELF with crash points names them all: reject a typo before anything runs.
+      auto points = read_compiled_points(*exe);
+      if (points && !points->empty()) {
+        auto rules = std::get<std::vector<CrashRule>>(parse_crash_plan(spec.fault.plan));
+        for (const auto& r : rules) {
+          if (std::none_of(points->begin(), points->end(),
+                           [&](const PointName& p) { return p.name == r.point; })) {
+            std::string known;
+            for (const auto& p : *points) known += (known.empty() ? "" : ", ") + p.name;
+            return usage_error(fmt::format("--plan: unknown crash point '{}' in {}; it has: {}",
+                                           r.point, *exe, known));
+          }
+        }
+      }
+    }
   }
+  if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)
+    return usage_error("--cycles applies to signal faults; a crash plan runs one cycle");
   std::optional<Credentials> user;
   if (spec.user) {
     auto u = lookup_user(*spec.user);
@@ -299,10 +221,31 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
     return rx.error();
   }
   RunDir dir = *run;
-  CellResult r = CellRun(spec, log, std::move(*run), std::move(user), std::move(*rx)).run();
-  r.kept = spec.keep || r.outcome != Outcome::pass || !dir.created_by_us;
-  dir.remove_unless_kept(r.kept);
-  return r;
+  detail::CellRun cell(spec, log, std::move(*run), std::move(user), std::move(*rx));
+  return body(cell, dir);
+}
+
+}  // namespace
+
+Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
+  return with_cell(spec, log, [&](detail::CellRun& cell, RunDir& dir) {
+    CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell.run_crash_plan()
+                                                              : cell.run_signal_fault();
+    r.kept = spec.keep || is_finding(r.outcome) || r.outcome == Outcome::harness_error ||
+             !dir.created_by_us;
+    dir.remove_unless_kept(r.kept);
+    return r;
+  });
+}
+
+Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
+  auto r = with_cell(spec, log, [&](detail::CellRun& cell, RunDir& dir) {
+    auto d = cell.run_discovery();
+    dir.remove_unless_kept(spec.keep || !d);
+    return d;
+  });
+  if (!r) return r.error();
+  return std::move(*r);
 }
 
 }  // namespace crashkit

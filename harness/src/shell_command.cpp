@@ -28,8 +28,12 @@ Result<ShellProcess> ShellProcess::start(const ShellRun& run) {
   return ShellProcess(std::move(*child), std::move(*cap), deadline);
 }
 
-ShellResult ShellProcess::finish() {
+ShellResult ShellProcess::finish(NotifyReceiver* rx) {
   ShellResult r;
+  if (rx != nullptr && child_.pidfd() >= 0) {
+    int watch[1] = {child_.pidfd()};
+    rx->wait([](const NotifyState&) { return false; }, deadline_, watch);
+  }
   auto left = deadline_ - Clock::now();
   auto st = child_.wait_for(std::max(left, Duration::zero()));
   if (!st) {
@@ -43,10 +47,10 @@ ShellResult ShellProcess::finish() {
   return r;
 }
 
-Result<ShellResult> run_shell(const ShellRun& run) {
+Result<ShellResult> run_shell(const ShellRun& run, NotifyReceiver* rx) {
   auto p = ShellProcess::start(run);
   if (!p) return p.error();
-  return p->finish();
+  return p->finish(rx);
 }
 
 }  // namespace crashkit

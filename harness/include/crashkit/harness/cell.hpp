@@ -7,8 +7,10 @@
 //   fmt::print("{}\n", line); }); if (r) return exit_code_for(r->outcome);
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,12 +25,16 @@
 namespace crashkit {
 
 struct Fault {
-  enum class Kind { sigterm, sigkill, sigkill_after };
+  enum class Kind { sigterm, sigkill, sigkill_after, crash_plan };
   Kind kind = Kind::sigkill;
-  Duration after{};  // for sigkill_after
+  Duration after{};         // for sigkill_after
+  std::string plan;         // for crash_plan: a CRASHKIT_PLAN (see <crashkit/crash_plan.hpp>)
+  bool on_restart = false;  // crash_plan: arm on the restart after a SIGKILL (recovery points)
 
   // "sigterm", "sigkill", "sigkill-after=200ms".
   static Result<Fault> parse(std::string_view text);
+  // A crash plan, validated against the grammar.
+  static Result<Fault> crash(std::string_view plan, bool on_restart);
   std::string to_string() const;
 };
 
@@ -59,6 +65,8 @@ struct CycleResult {
   std::optional<Duration> recovery;        // restart -> READY
 };
 
+using CrossingCounts = std::map<std::string, std::uint64_t>;
+
 struct CellResult {
   Outcome outcome = Outcome::pass;
   std::string reason;
@@ -67,6 +75,8 @@ struct CellResult {
   std::filesystem::path run_dir;
   bool kept = false;
   NotifyCounters notify;
+  std::vector<std::string> fired;  // X_CRASHKIT_FIRED values seen, "point@crossing"
+  CrossingCounts armed_crossings;  // crossings counted in the armed start (crash plans)
 };
 
 using CellLog = std::function<void(std::string_view line)>;
@@ -74,5 +84,14 @@ using CellLog = std::function<void(std::string_view line)>;
 // Usage problems found before anything runs (missing target, bad run dir, unknown user)
 // come back as an Error; everything after the first spawn is an Outcome in the CellResult.
 Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log = {});
+
+// A discovery run: start, workload, SIGKILL, restart (recovery), clean stop, with crossing
+// counters on. `run` counts the first start and the workload; `recovery` the restart.
+struct Discovery {
+  CrossingCounts run;
+  CrossingCounts recovery;
+  std::filesystem::path run_dir;
+};
+Result<Discovery> discover(const CellSpec& spec, const CellLog& log = {});
 
 }  // namespace crashkit

@@ -14,6 +14,7 @@
 
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/duration.hpp"
+#include "crashkit/harness/notify_receiver.hpp"
 #include "crashkit/harness/output_capture.hpp"
 
 namespace crashkit {
@@ -41,8 +42,10 @@ class ShellProcess {
  public:
   static Result<ShellProcess> start(const ShellRun& run);
   int pidfd() const { return child_.pidfd(); }
-  // Waits up to the run's timeout (from start); kills the group on timeout.
-  ShellResult finish();
+  // Waits up to the run's timeout (from start); kills the group on timeout. With `rx`, keeps
+  // draining the daemon's notify socket meanwhile: a daemon blocks in sd_notify() once the
+  // socket's queue is full, and the command may be waiting on that daemon.
+  ShellResult finish(NotifyReceiver* rx = nullptr);
 
  private:
   ShellProcess(Child c, OutputCapture cap, Clock::time_point deadline)
@@ -52,6 +55,6 @@ class ShellProcess {
   Clock::time_point deadline_;
 };
 
-Result<ShellResult> run_shell(const ShellRun& run);
+Result<ShellResult> run_shell(const ShellRun& run, NotifyReceiver* rx = nullptr);
 
 }  // namespace crashkit

@@ -1,0 +1,160 @@
+// Internal: the moving parts of one cell, shared by the signal-fault flow (cell.cpp), the
+// crash-plan flow (crash_cell.cpp) and discovery (discover.cpp). Not installed.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crashkit/crash_counters.hpp"
+#include "crashkit/harness/cell.hpp"
+#include "crashkit/harness/child.hpp"
+#include "crashkit/harness/daemon.hpp"
+#include "crashkit/harness/placeholders.hpp"
+#include "crashkit/harness/run_dir.hpp"
+#include "crashkit/harness/shell_command.hpp"
+
+namespace crashkit::detail {
+
+class CellRun {
+ public:
+  CellRun(const CellSpec& spec, const CellLog& log, RunDir run, std::optional<Credentials> user,
+          NotifyReceiver rx)
+      : spec_(spec), log_(log), run_(std::move(run)), user_(std::move(user)), rx_(std::move(rx)) {}
+
+  CellResult run_signal_fault();      // cell.cpp
+  CellResult run_crash_plan();        // crash_cell.cpp
+  Result<Discovery> run_discovery();  // discover.cpp
+
+  struct Step {
+    Outcome outcome;
+    std::string reason;
+  };
+
+ private:
+  void say(std::string_view line) const {
+    if (log_) log_(line);
+  }
+  Placeholders placeholders(int cycle) const {
+    return {run_.root.string(), run_.data.string(), run_.scratch.string(), run_.ledger.string(),
+            cycle};
+  }
+  std::vector<std::string> env(int cycle, const std::vector<std::string>& more = {}) const {
+    std::vector<std::string> extra = spec_.extra_env;
+    extra.push_back("CRASHKIT_RUN_DIR=" + run_.root.string());
+    extra.push_back("CRASHKIT_DATA_DIR=" + run_.data.string());
+    extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
+    extra.push_back("CRASHKIT_CYCLE=" + std::to_string(cycle));
+    extra.insert(extra.end(), more.begin(), more.end());
+    return child_environment(extra);
+  }
+  ShellRun shell(const std::string& command, int cycle, const std::string& log_name) const {
+    return {placeholders(cycle).apply(command),
+            env(cycle),
+            user_,
+            run_.root,
+            run_.artifacts / log_name,
+            spec_.command_timeout,
+            spec_.capture_limit};
+  }
+  std::string counters_path(int cycle, int start_no) const {
+    return (run_.root / fmt::format("counters.{}.{}", cycle, start_no)).string();
+  }
+
+  // Starts the target. `armed`: with CRASHKIT_PLAN. `counted`: with CRASHKIT_COUNTERS.
+  Result<Daemon> start(int cycle, int start_no, bool armed = false, bool counted = false) {
+    std::vector<std::string> more;
+    if (armed) more.push_back("CRASHKIT_PLAN=" + spec_.fault.plan);
+    if (counted || armed) {
+      std::string path = counters_path(cycle, start_no);
+      if (!create_crash_counters(path))
+        return harness_error(fmt::format("counters file {}: {}", path, std::strerror(errno)));
+      more.push_back("CRASHKIT_COUNTERS=" + path);
+    }
+    Daemon::Options o;
+    o.argv = placeholders(cycle).apply(spec_.target);
+    o.env = env(cycle, more);
+    o.user = user_;
+    o.cwd = run_.root;
+    o.artifact_prefix = run_.artifacts / fmt::format("target.{}.{}", cycle, start_no);
+    o.capture_limit = spec_.capture_limit;
+    return Daemon::start(o, rx_);
+  }
+
+  // nullopt when READY came; otherwise why not, one line.
+  std::optional<std::string> await_ready(Daemon& d, Duration* elapsed,
+                                         std::optional<ExitStatus>* status = nullptr) {
+    auto w = d.wait_ready(spec_.ready_timeout);
+    if (elapsed != nullptr) *elapsed = w.elapsed;
+    if (status != nullptr) *status = w.status;
+    if (w.what == Daemon::Ready::ready) return std::nullopt;
+    std::string tail = last_line(d.stderr_tail());
+    std::string why =
+        w.what == Daemon::Ready::timeout
+            ? fmt::format(
+                  "no READY=1 within {} (raise --ready-timeout, or check the daemon "
+                  "speaks sd_notify)",
+                  format_duration(spec_.ready_timeout))
+            : fmt::format("exited before READY ({})",
+                          w.status ? w.status->describe() : std::string("status unknown"));
+    if (!tail.empty()) why += fmt::format("; stderr: {}", tail);
+    return why;
+  }
+
+  std::optional<Step> run_checks(const std::vector<std::string>& checks, int cycle,
+                                 std::string_view kind) {
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      auto r = run_shell(shell(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i)),
+                         &rx_);
+      if (!r) return Step{Outcome::harness_error, r.error().message};
+      if (!r->status.success())
+        return Step{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
+                                                    checks[i], r->describe())};
+    }
+    return std::nullopt;
+  }
+
+  // Restart clean after the fault, wait for READY, run the online checks.
+  std::optional<Step> recover_and_check(int cycle, int start_no, CycleResult& cr,
+                                        std::optional<Daemon>& daemon) {
+    auto again = start(cycle + 1, start_no);
+    if (!again) return Step{Outcome::harness_error, again.error().message};
+    daemon.emplace(std::move(*again));
+    Duration recovery{};
+    if (auto why = await_ready(*daemon, &recovery))
+      return Step{Outcome::not_ready, fmt::format("cycle {}: after restart: {}", cycle, *why)};
+    cr.recovery = recovery;
+    say(fmt::format("cycle {}: recovered, READY after {}", cycle, format_duration(recovery)));
+    return run_checks(spec_.check_online, cycle, "online");
+  }
+
+  std::optional<Step> apply_signal_fault(Daemon& d, int cycle, CycleResult& cr);
+
+  CellResult finish(CellResult& r, Outcome o, std::string reason) {
+    r.outcome = o;
+    r.reason = std::move(reason);
+    r.notify = rx_.counters();
+    return r;
+  }
+
+  std::optional<Step> prepare() {
+    if (!spec_.prepare) return std::nullopt;
+    auto r = run_shell(shell(*spec_.prepare, 0, "prepare.log"));
+    if (!r) return Step{Outcome::harness_error, r.error().message};
+    if (!r->status.success())
+      return Step{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
+    return std::nullopt;
+  }
+
+  const CellSpec& spec_;
+  const CellLog& log_;
+  RunDir run_;
+  std::optional<Credentials> user_;
+  NotifyReceiver rx_;
+};
+
+}  // namespace crashkit::detail
