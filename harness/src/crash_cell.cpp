@@ -135,11 +135,11 @@ CellResult CellRun::run_crash_plan() {
     return done(step->outcome, step->reason);
   daemon->stop(SIGTERM, spec_.stop_timeout);
   result.cycles.push_back(cr);
-  std::string fired = result.fired.size() <= 3
+  std::string fires = result.fired.size() <= 3
                           ? fmt::format("{}", fmt::join(result.fired, ", "))
                           : fmt::format("{} fires ({} ... {})", result.fired.size(),
                                         result.fired.front(), result.fired.back());
-  return finish(result, Outcome::pass, fmt::format("{} fired, recovered, every check held", fired));
+  return finish(result, Outcome::pass, fmt::format("{} fired, recovered, every check held", fires));
 }
 
 Result<Discovery> CellRun::run_discovery() {
