@@ -11,5 +11,6 @@ namespace crashkit::cli {
 std::function<int()> add_run_command(CLI::App& app);
 std::function<int()> add_discover_command(CLI::App& app);
 std::function<int()> add_points_command(CLI::App& app);
+std::function<int()> add_matrix_command(CLI::App& app);
 
 }  // namespace crashkit::cli

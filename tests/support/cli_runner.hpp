@@ -21,7 +21,8 @@ struct CliRun {
   int code() const { return status.kind() == ExitStatus::Kind::exited ? status.value() : -1; }
 };
 
-inline CliRun run_cli(std::vector<std::string> argv, Duration timeout = std::chrono::minutes(2)) {
+inline CliRun run_cli(std::vector<std::string> argv, Duration timeout = std::chrono::minutes(2),
+                      const std::vector<std::string>& extra_env = {}) {
   static int counter = 0;
   auto log = std::filesystem::temp_directory_path() /
              ("ck-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".log");
@@ -29,7 +30,7 @@ inline CliRun run_cli(std::vector<std::string> argv, Duration timeout = std::chr
   auto cap = OutputCapture::open(log, 1 << 20);
   if (!cap) return r;
   auto c = Child::spawn({.argv = std::move(argv),
-                         .env = child_environment({}),
+                         .env = child_environment(extra_env),
                          .stdout_fd = cap->write_fd(),
                          .stderr_fd = cap->write_fd()});
   cap->close_write_end();

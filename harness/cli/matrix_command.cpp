@@ -1,0 +1,147 @@
+// `crashkit matrix SPEC.yaml`: expand, shard, run in parallel, report.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "crashkit/harness/matrix.hpp"
+#include "crashkit/harness/report.hpp"
+#include "run_command.hpp"
+
+namespace crashkit::cli {
+namespace {
+
+struct MatrixOptions {
+  std::string spec;
+  unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
+  std::string seed;
+  std::string shard;
+  std::string junit;
+  std::string json;
+  std::string keep_failed;
+  bool quiet = false;
+};
+
+int usage(const std::string& message) {
+  fmt::print(stderr, "crashkit: {}\n", message);
+  return exit_code::usage;
+}
+
+// "--shard I/N", else GTEST_SHARD_INDEX / GTEST_TOTAL_SHARDS, else 0/1.
+bool parse_shard(const std::string& text, std::size_t& index, std::size_t& count) {
+  std::string s = text;
+  if (s.empty()) {
+    const char* i = std::getenv("GTEST_SHARD_INDEX");
+    const char* n = std::getenv("GTEST_TOTAL_SHARDS");
+    if (i == nullptr || n == nullptr) return true;
+    s = std::string(i) + "/" + n;
+  }
+  auto slash = s.find('/');
+  if (slash == std::string::npos) return false;
+  try {
+    index = std::stoul(s.substr(0, slash));
+    count = std::stoul(s.substr(slash + 1));
+  } catch (...) {
+    return false;
+  }
+  return count >= 1 && index < count;
+}
+
+int execute(const MatrixOptions& o) {
+  ExpandOptions ex;
+  if (!parse_shard(o.shard, ex.shard_index, ex.shard_count))
+    return usage(fmt::format("--shard '{}': write I/N with 0 <= I < N (e.g. 0/4)", o.shard));
+  if (o.seed.empty()) {
+    ex.seed = std::random_device{}();
+  } else {
+    try {
+      ex.seed = std::stoull(o.seed);
+    } catch (...) {
+      return usage(fmt::format("--seed '{}': a whole number", o.seed));
+    }
+  }
+  if (!o.keep_failed.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.keep_failed, ec);
+    if (ec || access(o.keep_failed.c_str(), W_OK) != 0)
+      return usage(fmt::format("--keep-failed {}: not a writable directory", o.keep_failed));
+  }
+  auto spec = load_matrix_spec(o.spec);
+  if (!spec) return usage(spec.error().message);
+  if (!o.quiet)
+    ex.log = [](std::string_view l) { fmt::print(stderr, "crashkit: discovery: {}\n", l); };
+  auto t0 = Clock::now();
+  auto plan = expand_matrix(*spec, ex);
+  if (!plan) {
+    fmt::print(stderr, "crashkit: {}\n", plan.error().message);
+    return plan.error().kind == ErrorKind::usage ? exit_code::usage : exit_code::harness_error;
+  }
+  fmt::print(
+      stderr, "crashkit: {} cell(s), -j{}, seed {}{}\n", plan->cells.size(), o.jobs, plan->seed,
+      ex.shard_count > 1 ? fmt::format(", shard {}/{}", ex.shard_index, ex.shard_count) : "");
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  RunMatrixOptions run;
+  run.jobs = o.jobs;
+  run.on_done = [&](std::size_t done, std::size_t total, const MatrixResult& r) {
+    if (o.quiet) return;
+    if (tty) {
+      std::size_t width = 30, filled = total ? done * width / total : width;
+      fmt::print(stderr, "\r[{}{}] {}/{} {:<40.40}", std::string(filled, '#'),
+                 std::string(width - filled, '.'), done, total, r.cell.id);
+      if (done == total) fmt::print(stderr, "\n");
+    } else {
+      fmt::print(stderr, "[{}/{}] {}: {}\n", done, total, r.cell.id, to_string(r.result.outcome));
+    }
+  };
+  auto results = run_matrix(plan->cells, run);
+  Duration wall = Clock::now() - t0;
+  if (!o.keep_failed.empty()) {
+    for (auto& r : results) {
+      if (!r.result.kept || r.result.outcome == Outcome::pass) continue;
+      auto dest = std::filesystem::path(o.keep_failed) / r.cell.id;
+      std::error_code ec;
+      std::filesystem::remove_all(dest, ec);
+      std::filesystem::rename(r.result.run_dir, dest, ec);
+      if (ec) {  // another file system: copy, then remove
+        std::filesystem::copy(r.result.run_dir, dest, std::filesystem::copy_options::recursive, ec);
+        std::filesystem::remove_all(r.result.run_dir, ec);
+      }
+      r.result.run_dir = dest;
+    }
+  }
+  fmt::print("{}", matrix_summary(results, *plan, wall));
+  for (auto [path, content] : {std::pair{o.junit, junit_xml(results, wall)},
+                               std::pair{o.json, matrix_json(results, *plan, wall)}}) {
+    if (path.empty()) continue;
+    if (auto s = write_report_file(path, content); !s) {
+      fmt::print(stderr, "crashkit: {}\n", s.error().message);
+      return exit_code::harness_error;
+    }
+  }
+  return matrix_exit_code(results);
+}
+
+}  // namespace
+
+std::function<int()> add_matrix_command(CLI::App& app) {
+  auto o = std::make_shared<MatrixOptions>();
+  CLI::App* cmd = app.add_subcommand("matrix", "Run a crash matrix from a YAML spec.");
+  cmd->footer(
+      "Sharding also honours GTEST_SHARD_INDEX / GTEST_TOTAL_SHARDS.\n"
+      "Exit codes: 0 no findings, 1 finding, 2 spec error, 3 harness error.");
+  cmd->add_option("spec", o->spec, "matrix YAML file")->required();
+  cmd->add_option("-j,--jobs", o->jobs, "cells run in parallel (default: number of cores)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "seed for sampled crossings (default: random, printed)");
+  cmd->add_option("--shard", o->shard, "run shard I of N (I/N)");
+  cmd->add_option("--junit", o->junit, "write JUnit XML here");
+  cmd->add_option("--json", o->json, "write JSON here");
+  cmd->add_option("--keep-failed", o->keep_failed, "move failing cells' run dirs here");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress output");
+  return [o] { return execute(*o); };
+}
+
+}  // namespace crashkit::cli

@@ -1,0 +1,87 @@
+// The crash matrix: a YAML spec expanded into cells (fault x point x crossing), run in
+// parallel, each an ordinary CellSpec. `points: all` / `crossings: all` come from a discovery
+// run; sampling is seeded; sharding keeps every Nth cell.
+//
+//   auto spec = load_matrix_spec("fixtures/kvd/matrix.yaml");       // Result<MatrixSpec>
+//   auto cells = expand_matrix(*spec, {.seed = 7});                 // Result<MatrixPlan>
+//   auto results = run_matrix(cells->cells, {.jobs = 2});
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crashkit/harness/cell.hpp"
+
+namespace crashkit {
+
+struct MatrixFault {
+  enum class Kind { sigterm, sigkill, crash_points };
+  Kind kind = Kind::sigkill;
+  std::vector<Duration> after;           // sigkill: {after: [...]}; empty = after the workload
+  std::vector<std::string> points;       // crash_points; empty = all
+  std::vector<std::uint64_t> crossings;  // empty = all discovered
+  std::optional<std::size_t> sample;     // crossings: {sample: N}
+  std::string action = "kill";
+  enum class Phase { both, run, recovery };
+  Phase phase = Phase::both;
+};
+
+struct MatrixSpec {
+  std::filesystem::path file;
+  CellSpec base;  // target, timeouts, workload, checks, env; fault unset
+  std::vector<MatrixFault> faults;
+};
+
+// Parses and validates. Errors are usage errors "FILE:LINE: what; fix".
+Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file);
+
+struct MatrixCell {
+  std::string id;  // stable, filter-friendly: "sigkill", "crash.wal_append_write.at_3.kill"
+  CellSpec spec;
+  std::string point;  // crash cells
+  std::uint64_t crossing = 0;
+};
+
+struct MatrixPlan {
+  std::vector<MatrixCell> cells;
+  std::vector<std::string> uncovered;  // compiled or named points the workload never crossed
+  std::uint64_t seed = 0;
+  std::size_t total_before_shard = 0;
+};
+
+struct ExpandOptions {
+  std::uint64_t seed = 0;
+  std::size_t shard_index = 0;
+  std::size_t shard_count = 1;
+  CellLog log;
+};
+
+// Runs discovery when the spec needs it, then lists the cells of this shard.
+Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& options);
+
+struct MatrixResult {
+  MatrixCell cell;
+  CellResult result;
+  Duration elapsed{};
+  std::string repro;  // a `crashkit run ...` line that reproduces this cell alone
+};
+
+struct RunMatrixOptions {
+  unsigned jobs = 1;
+  // Called (serialized) as each cell finishes: done, total, the result.
+  std::function<void(std::size_t, std::size_t, const MatrixResult&)> on_done;
+};
+
+std::vector<MatrixResult> run_matrix(const std::vector<MatrixCell>& cells,
+                                     const RunMatrixOptions& options);
+
+// The `crashkit run` command line that runs `spec` alone, shell-quoted.
+std::string repro_command(const CellSpec& spec);
+// POSIX shell quoting of one word.
+std::string shell_quote(std::string_view word);
+
+}  // namespace crashkit

@@ -1,0 +1,225 @@
+// Loading and validating a matrix YAML file (yaml-cpp), with FILE:LINE errors.
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "crashkit/crash_plan.hpp"
+#include "crashkit/harness/matrix.hpp"
+
+namespace crashkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Bad {
+  Error error;
+};
+
+class SpecReader {
+ public:
+  explicit SpecReader(fs::path file) : file_(std::move(file)), dir_(file_.parent_path()) {}
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
+    throw Bad{usage_error(fmt::format("{}:{}: {}", file_.string(), at.Mark().line + 1, what))};
+  }
+
+  void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys) const {
+    if (!map.IsMap()) fail(map, "expected a mapping");
+    for (const auto& kv : map) {
+      auto k = kv.first.as<std::string>();
+      bool ok = false;
+      for (const char* key : keys) ok = ok || k == key;
+      if (!ok) {
+        std::string list;
+        for (const char* key : keys) list += (list.empty() ? "" : ", ") + std::string(key);
+        fail(kv.first, fmt::format("unknown key '{}' (known: {})", k, list));
+      }
+    }
+  }
+
+  std::string scalar(const YAML::Node& n, const char* what) const {
+    if (!n.IsScalar()) fail(n, fmt::format("{} must be a single value", what));
+    return n.as<std::string>();
+  }
+
+  Duration duration(const YAML::Node& n, const char* what) const {
+    auto d = parse_duration(what, scalar(n, what));
+    if (!d) fail(n, d.error().message);
+    return *d;
+  }
+
+  // A relative path (containing '/') resolves against the spec file's directory.
+  std::string resolve(const std::string& word) const {
+    if (word.empty() || word[0] == '/' || word.find('/') == std::string::npos || word[0] == '{')
+      return word;
+    return (dir_ / word).lexically_normal().string();
+  }
+
+  std::vector<std::string> argv(const YAML::Node& n, const char* what) const {
+    std::vector<std::string> out;
+    if (n.IsScalar()) {
+      out.push_back(resolve(n.as<std::string>()));
+      return out;
+    }
+    if (!n.IsSequence() || n.size() == 0) fail(n, fmt::format("{} must be a non-empty list", what));
+    for (const auto& x : n) out.push_back(scalar(x, what));
+    out[0] = resolve(out[0]);
+    return out;
+  }
+
+  // A command: a string (a shell line, used as is) or a list (argv, shell-quoted).
+  std::string command(const YAML::Node& n, const char* what) const {
+    if (n.IsScalar()) return n.as<std::string>();
+    std::string line;
+    for (const auto& a : argv(n, what)) line += (line.empty() ? "" : " ") + shell_quote(a);
+    return line;
+  }
+
+  std::vector<std::string> commands(const YAML::Node& n, const char* what) const {
+    std::vector<std::string> out;
+    if (!n.IsSequence()) fail(n, fmt::format("{} must be a list of commands", what));
+    for (const auto& c : n) out.push_back(command(c, what));
+    return out;
+  }
+
+  MatrixFault fault(const YAML::Node& n) const {
+    MatrixFault f;
+    if (n.IsScalar()) {
+      auto s = n.as<std::string>();
+      if (s == "sigterm")
+        f.kind = MatrixFault::Kind::sigterm;
+      else if (s == "sigkill")
+        f.kind = MatrixFault::Kind::sigkill;
+      else
+        fail(n, fmt::format("unknown fault '{}' (sigterm, sigkill, sigkill: {{after: [...]}}, "
+                            "crash_points: {{...}})",
+                            s));
+      return f;
+    }
+    if (!n.IsMap() || n.size() != 1)
+      fail(n, "a fault is 'sigterm', 'sigkill' or a one-key mapping");
+    auto key = n.begin()->first.as<std::string>();
+    const YAML::Node body = n.begin()->second;
+    if (key == "sigkill") {
+      f.kind = MatrixFault::Kind::sigkill;
+      known_keys(body, {"after"});
+      if (body["after"]) {
+        const YAML::Node after = body["after"];
+        if (after.IsSequence())
+          for (const auto& d : after) f.after.push_back(duration(d, "after"));
+        else
+          f.after.push_back(duration(after, "after"));
+      }
+      return f;
+    }
+    if (key != "crash_points") fail(n.begin()->first, fmt::format("unknown fault '{}'", key));
+    f.kind = MatrixFault::Kind::crash_points;
+    known_keys(body, {"points", "crossings", "action", "phase"});
+    if (const YAML::Node p = body["points"]; p) {
+      if (p.IsScalar() && p.as<std::string>() == "all") {
+      } else if (p.IsSequence()) {
+        for (const auto& x : p) f.points.push_back(scalar(x, "points"));
+      } else {
+        fail(p, "points must be 'all' or a list of point names");
+      }
+    }
+    if (const YAML::Node c = body["crossings"]; c) {
+      if (c.IsScalar() && c.as<std::string>() == "all") {
+      } else if (c.IsSequence()) {
+        for (const auto& x : c) {
+          std::uint64_t v = 0;
+          if (!YAML::convert<std::uint64_t>::decode(x, v) || v == 0)
+            fail(x, "crossings are whole numbers >= 1");
+          f.crossings.push_back(v);
+        }
+      } else if (c.IsMap()) {
+        known_keys(c, {"sample"});
+        std::size_t k = 0;
+        if (!YAML::convert<std::size_t>::decode(c["sample"], k) || k == 0)
+          fail(c, "sample must be a whole number >= 1");
+        f.sample = k;
+      } else {
+        fail(c, "crossings must be 'all', a list, or {sample: N}");
+      }
+    }
+    if (const YAML::Node a = body["action"]; a) f.action = scalar(a, "action");
+    auto probe = parse_crash_plan("x@1=" + f.action);
+    if (auto* e = std::get_if<CrashPlanError>(&probe))
+      fail(body["action"] ? body["action"] : body, "bad action '" + f.action + "': " + e->message);
+    if (const YAML::Node ph = body["phase"]; ph) {
+      auto v = scalar(ph, "phase");
+      if (v == "run")
+        f.phase = MatrixFault::Phase::run;
+      else if (v == "recovery")
+        f.phase = MatrixFault::Phase::recovery;
+      else if (v != "both")
+        fail(ph, "phase must be run, recovery or both");
+    }
+    return f;
+  }
+
+  MatrixSpec read(const YAML::Node& root) const {
+    known_keys(root,
+               {"target", "ready_timeout", "stop_timeout", "command_timeout", "notify_access",
+                "prepare", "workload", "check_offline", "check_online", "env", "user", "faults"});
+    MatrixSpec m;
+    m.file = file_;
+    if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
+    m.base.target = argv(root["target"], "target");
+    if (root["ready_timeout"])
+      m.base.ready_timeout = duration(root["ready_timeout"], "ready_timeout");
+    if (root["stop_timeout"]) m.base.stop_timeout = duration(root["stop_timeout"], "stop_timeout");
+    if (root["command_timeout"])
+      m.base.command_timeout = duration(root["command_timeout"], "command_timeout");
+    if (root["notify_access"]) {
+      auto v = scalar(root["notify_access"], "notify_access");
+      if (v != "main" && v != "all")
+        fail(root["notify_access"], "notify_access must be main or all");
+      m.base.notify_access = v == "all" ? NotifyAccess::all : NotifyAccess::main;
+    }
+    if (root["prepare"]) m.base.prepare = command(root["prepare"], "prepare");
+    if (root["workload"]) m.base.workload = command(root["workload"], "workload");
+    if (root["check_offline"])
+      m.base.check_offline = commands(root["check_offline"], "check_offline");
+    if (root["check_online"]) m.base.check_online = commands(root["check_online"], "check_online");
+    if (root["user"]) m.base.user = scalar(root["user"], "user");
+    if (const YAML::Node env = root["env"]; env) {
+      if (!env.IsMap()) fail(env, "env must be a mapping KEY: value");
+      for (const auto& kv : env)
+        m.base.extra_env.push_back(kv.first.as<std::string>() + "=" + scalar(kv.second, "env"));
+    }
+    if (!root["faults"] || !root["faults"].IsSequence() || root["faults"].size() == 0)
+      fail(root, "missing 'faults' (a list: sigterm, sigkill, crash_points: {...})");
+    for (const auto& f : root["faults"]) m.faults.push_back(fault(f));
+    return m;
+  }
+
+ private:
+  fs::path file_;
+  fs::path dir_;
+};
+
+}  // namespace
+
+Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::BadFile&) {
+    return usage_error(
+        fmt::format("{}: cannot read the matrix file; check the path", file.string()));
+  } catch (const YAML::ParserException& e) {
+    return usage_error(
+        fmt::format("{}:{}: YAML syntax error: {}", file.string(), e.mark.line + 1, e.msg));
+  }
+  try {
+    return SpecReader(std::filesystem::absolute(file)).read(root);
+  } catch (const Bad& b) {
+    return b.error;
+  } catch (const YAML::Exception& e) {
+    return usage_error(fmt::format("{}:{}: {}", file.string(), e.mark.line + 1, e.msg));
+  }
+}
+
+}  // namespace crashkit

@@ -1,0 +1,198 @@
+#include "crashkit/harness/report.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace crashkit {
+namespace {
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
+          out += '?';
+        else
+          out += c;
+    }
+  }
+  return out;
+}
+
+double secs(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+int matrix_exit_code(const std::vector<MatrixResult>& results) {
+  bool harness = false;
+  for (const auto& r : results) {
+    if (is_finding(r.result.outcome)) return exit_code::finding;
+    harness = harness || r.result.outcome == Outcome::harness_error;
+  }
+  return harness ? exit_code::harness_error : exit_code::ok;
+}
+
+std::string matrix_summary(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
+                           Duration wall) {
+  std::map<Outcome, std::size_t> counts;
+  for (const auto& r : results) ++counts[r.result.outcome];
+  std::string out =
+      fmt::format("\ncrash matrix: {} cell(s) in {:.1f}s ({:.2f} cells/s), seed {}", results.size(),
+                  secs(wall), secs(wall) > 0 ? results.size() / secs(wall) : 0.0, plan.seed);
+  if (plan.total_before_shard != results.size())
+    out += fmt::format(", this shard of {} cells", plan.total_before_shard);
+  out += "\n";
+  for (auto o : {Outcome::pass, Outcome::violation, Outcome::not_ready, Outcome::unexpected_exit,
+                 Outcome::fault_not_reached, Outcome::harness_error})
+    if (counts[o] > 0) out += fmt::format("  {:<18} {}\n", to_string(o), counts[o]);
+  bool header = false;
+  for (const auto& r : results) {
+    if (!is_finding(r.result.outcome) && r.result.outcome != Outcome::harness_error) continue;
+    if (!header) out += "findings:\n";
+    header = true;
+    out += fmt::format("  {} [{}] {}\n    repro: {}\n", r.cell.id, to_string(r.result.outcome),
+                       r.result.reason, r.repro);
+    if (r.result.kept) out += fmt::format("    artifacts: {}\n", r.result.run_dir.string());
+  }
+  if (!plan.uncovered.empty()) {
+    out += "coverage gap: the workload never crossed:";
+    for (const auto& p : plan.uncovered) out += " " + p;
+    out += "\n";
+  }
+  return out;
+}
+
+std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall) {
+  std::size_t failures = 0, errors = 0, skipped = 0;
+  for (const auto& r : results) {
+    failures += is_finding(r.result.outcome);
+    errors += r.result.outcome == Outcome::harness_error;
+    skipped += r.result.outcome == Outcome::fault_not_reached;
+  }
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  out += fmt::format(
+      "<testsuites tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n",
+      results.size(), failures, errors, skipped, secs(wall));
+  out += fmt::format(
+      "  <testsuite name=\"crashkit.matrix\" tests=\"{}\" failures=\"{}\" errors=\"{}\" "
+      "skipped=\"{}\" time=\"{:.3f}\">\n",
+      results.size(), failures, errors, skipped, secs(wall));
+  for (const auto& r : results) {
+    out += fmt::format("    <testcase classname=\"crashkit.matrix\" name=\"{}\" time=\"{:.3f}\"",
+                       xml_escape(r.cell.id), secs(r.elapsed));
+    const auto& res = r.result;
+    if (res.outcome == Outcome::pass) {
+      out += "/>\n";
+      continue;
+    }
+    out += ">\n";
+    std::string body = xml_escape(fmt::format("{}\nrepro: {}", res.reason, r.repro));
+    if (is_finding(res.outcome))
+      out += fmt::format("      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
+                         to_string(res.outcome), xml_escape(res.reason), body);
+    else if (res.outcome == Outcome::harness_error)
+      out += fmt::format("      <error type=\"harness_error\" message=\"{}\">{}</error>\n",
+                         xml_escape(res.reason), body);
+    else
+      out += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(res.reason));
+    out += "    </testcase>\n";
+  }
+  out += "  </testsuite>\n</testsuites>\n";
+  return out;
+}
+
+std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
+                        Duration wall) {
+  nlohmann::json j;
+  j["seed"] = plan.seed;
+  j["cells_total"] = plan.total_before_shard;
+  j["wall_seconds"] = secs(wall);
+  j["uncovered_points"] = plan.uncovered;
+  nlohmann::json counts = nlohmann::json::object();
+  auto& cells = j["cells"] = nlohmann::json::array();
+  for (const auto& r : results) {
+    const auto& res = r.result;
+    counts[std::string(to_string(res.outcome))] =
+        counts.value(std::string(to_string(res.outcome)), 0) + 1;
+    nlohmann::json c{{"id", r.cell.id},
+                     {"fault", r.cell.spec.fault.to_string()},
+                     {"outcome", to_string(res.outcome)},
+                     {"finding", is_finding(res.outcome)},
+                     {"reason", res.reason},
+                     {"repro", r.repro},
+                     {"seconds", secs(r.elapsed)},
+                     {"fired", res.fired}};
+    if (!r.cell.point.empty()) {
+      c["point"] = r.cell.point;
+      c["crossing"] = r.cell.crossing;
+    }
+    if (!res.cycles.empty() && res.cycles.back().recovery)
+      c["recovery_ms"] =
+          std::chrono::duration<double, std::milli>(*res.cycles.back().recovery).count();
+    if (res.kept) c["artifacts"] = res.run_dir.string();
+    cells.push_back(std::move(c));
+  }
+  j["counts"] = counts;
+  return j.dump(2) + "\n";
+}
+
+Status write_report_file(const std::filesystem::path& path, const std::string& content) {
+  auto fail = [&](const char* what) {
+    return usage_error(
+        fmt::format("report {}: {} failed: {}; pick a writable directory with "
+                    "free space",
+                    path.string(), what, std::strerror(errno)));
+  };
+  std::string tmp = path.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail("create");
+  std::size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      errno = e;
+      return fail("write");
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = e;
+    return fail("fsync");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  return ok();
+}
+
+}  // namespace crashkit

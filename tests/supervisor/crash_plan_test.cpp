@@ -1,0 +1,85 @@
+// The CRASHKIT_PLAN grammar: valid plans, round trips, triggers, and every error.
+#include "crashkit/crash_plan.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+namespace crashkit {
+namespace {
+
+std::vector<CrashRule> ok(std::string_view text) {
+  auto r = parse_crash_plan(text);
+  EXPECT_TRUE(std::holds_alternative<std::vector<CrashRule>>(r))
+      << text << ": " << std::get<CrashPlanError>(r).message;
+  return std::holds_alternative<std::vector<CrashRule>>(r) ? std::get<std::vector<CrashRule>>(r)
+                                                           : std::vector<CrashRule>{};
+}
+
+std::string err(std::string_view text) {
+  auto r = parse_crash_plan(text);
+  EXPECT_TRUE(std::holds_alternative<CrashPlanError>(r)) << text;
+  return std::holds_alternative<CrashPlanError>(r) ? std::get<CrashPlanError>(r).message : "";
+}
+
+TEST(CrashPlan, ParsesEveryTriggerAndAction) {
+  auto rules =
+      ok("wal.append.after_write@3=kill;wal.sync@2+=abort;wal.write@%4=error(ENOSPC);"
+         "a@1=segv;b@1=throw;c@1=hang;d@1=pause;e@1=exit(3);f@1=delay(200ms);g@1=error(EIO)");
+  ASSERT_EQ(rules.size(), 10u);
+  EXPECT_EQ(rules[0].trigger, CrashRule::Trigger::at);
+  EXPECT_EQ(rules[0].n, 3u);
+  EXPECT_EQ(rules[1].trigger, CrashRule::Trigger::from);
+  EXPECT_EQ(rules[2].trigger, CrashRule::Trigger::every);
+  EXPECT_EQ(rules[2].code, ENOSPC);
+  EXPECT_EQ(rules[7].action, CrashRule::Action::exit);
+  EXPECT_EQ(rules[7].code, 3);
+  EXPECT_EQ(rules[8].delay_ns, 200'000'000);
+  EXPECT_EQ(rules[9].code, EIO);
+}
+
+TEST(CrashPlan, RoundTrips) {
+  const std::string plan =
+      "p.a@3=kill;p.b@2+=abort;p.c@%4=error(ENOSPC);p.d@1=exit(3);p.e@5=delay(200ms);p.f@1=throw";
+  EXPECT_EQ(format_crash_plan(ok(plan)), plan);
+}
+
+TEST(CrashPlan, TriggersFireWhereTheySay) {
+  auto at = ok("p@3=kill")[0];
+  auto from = ok("p@3+=kill")[0];
+  auto every = ok("p@%3=kill")[0];
+  for (std::uint64_t i = 1; i <= 10; ++i) {
+    EXPECT_EQ(at.fires_at(i), i == 3) << i;
+    EXPECT_EQ(from.fires_at(i), i >= 3) << i;
+    EXPECT_EQ(every.fires_at(i), i % 3 == 0) << i;
+  }
+}
+
+TEST(CrashPlan, RejectsWithOneLineNamingTheRule) {
+  EXPECT_NE(err("").find("empty"), std::string::npos);
+  EXPECT_NE(err("p=kill").find("missing '@'"), std::string::npos);
+  EXPECT_NE(err("p@0=kill").find(">= 1"), std::string::npos);
+  EXPECT_NE(err("p@x=kill").find(">= 1"), std::string::npos);
+  EXPECT_NE(err("p@1=explode").find("unknown action 'explode'"), std::string::npos);
+  EXPECT_NE(err("p@1=exit").find("needs an argument"), std::string::npos);
+  EXPECT_NE(err("p@1=kill(3)").find("takes no argument"), std::string::npos);
+  EXPECT_NE(err("p@1=exit(300)").find("0-255"), std::string::npos);
+  EXPECT_NE(err("p@1=error(EWHAT)").find("unknown errno name 'EWHAT'"), std::string::npos);
+  EXPECT_NE(err("p@1=delay(3 parsecs)").find("bad delay"), std::string::npos);
+  EXPECT_NE(err("p@1=kill;p@2=kill").find("named twice"), std::string::npos);
+  EXPECT_NE(err("p q@1=kill").find("bad character"), std::string::npos);
+  EXPECT_NE(err("p@1=exit(3").find("unclosed"), std::string::npos);
+  std::string m = err("p@1=explode");
+  EXPECT_NE(m.find("rule 'p@1=explode'"), std::string::npos);
+  EXPECT_EQ(m.find('\n'), std::string::npos);
+}
+
+TEST(CrashPlan, ErrnoNames) {
+  EXPECT_EQ(errno_from_name("ENOSPC"), ENOSPC);
+  EXPECT_EQ(errno_from_name("EIO"), EIO);
+  EXPECT_EQ(errno_from_name("nope"), 0);
+  EXPECT_STREQ(errno_name(ENOSPC), "ENOSPC");
+}
+
+}  // namespace
+}  // namespace crashkit
