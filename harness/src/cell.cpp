@@ -78,6 +78,12 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
   if (workload) {
     ShellResult wr = workload->finish(&rx_);
     if (!wr.status.success()) {
+      d.wait_exit(std::chrono::seconds(1));  // a dying daemon closes its sockets first
+      if (!d.alive())
+        return Step{
+            Outcome::unexpected_exit,
+            fmt::format("cycle {}: daemon died during the workload: {}", cycle,
+                        d.stop(SIGKILL, {}).status.value_or(ExitStatus::exited(0)).describe())};
       // Against a freshly started daemon a failing workload is a broken set-up; after a
       // restart it means the recovered daemon misbehaves.
       Outcome o = cycle == 0 ? Outcome::harness_error : Outcome::violation;

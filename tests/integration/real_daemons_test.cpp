@@ -79,10 +79,13 @@ TEST(RealDaemons, RedisStopsCleanlyOnSigterm) {
 
 std::vector<std::string> postgres_run(const std::string& commit_mode) {
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
+  // Under /tmp: the build tree may sit below a directory the postgres user cannot enter.
   return {kCli,
           "run",
           "--user",
           "postgres",
+          "--run-dir",
+          "/tmp/crashkit-pg-test-" + std::to_string(getpid()),
           "--fault",
           "sigkill",
           "--cycles",

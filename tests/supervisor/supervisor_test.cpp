@@ -1,0 +1,364 @@
+// Supervisor: strategies, restart types, intensity, backoff, shutdown order, watchdog gating,
+// signals, process workers. Workers report through atomics and condition variables; no test
+// sleeps to synchronise.
+#include "crashkit/supervisor.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "crashkit/harness/notify_receiver.hpp"
+
+namespace crashkit {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A worker that panics the first `panics` times it runs, then runs until stopped.
+struct Flaky {
+  std::atomic<int> runs{0};
+  int panics = 0;
+  void operator()(std::stop_token st, Heartbeat&) {
+    if (runs.fetch_add(1) < panics) throw std::runtime_error("flaky");
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lk(m);
+    cv.wait(lk, st, [] { return false; });
+  }
+};
+
+ChildSpec spec(const std::string& name, Flaky& f, Restart r = Restart::permanent) {
+  return {
+      .name = name, .run = [&f](std::stop_token st, Heartbeat& hb) { f(st, hb); }, .restart = r};
+}
+
+SupervisorOptions quiet(Strategy s = Strategy::one_for_one) {
+  return {
+      .strategy = s, .intensity = 10, .period = 5000ms, .backoff_initial = 0ms, .notify = false};
+}
+
+// Runs the supervisor on a thread until `done()` holds (checked as state changes), then stops.
+template <typename Done>
+int supervise(Supervisor& sup, Done done) {
+  int rc = -1;
+  std::thread t([&] { rc = sup.run(); });
+  while (!done()) std::this_thread::yield();
+  sup.request_stop();
+  t.join();
+  return rc;
+}
+
+TEST(Supervisor, OneForOneRestartsOnlyTheFailedChild) {
+  Flaky a, b{.panics = 1}, c;
+  Supervisor sup(quiet());
+  sup.add(spec("a", a));
+  sup.add(spec("b", b));
+  sup.add(spec("c", c));
+  EXPECT_EQ(supervise(sup, [&] { return b.runs == 2 && a.runs == 1 && c.runs == 1; }),
+            kExitGraceful);
+  EXPECT_EQ(a.runs, 1);
+  EXPECT_EQ(c.runs, 1);
+  EXPECT_EQ(sup.status("b").starts, 2u);
+  EXPECT_EQ(sup.status("b").last_reason, "flaky");
+}
+
+TEST(Supervisor, OneForAllRestartsEveryChild) {
+  Flaky a, b{.panics = 1}, c;
+  Supervisor sup(quiet(Strategy::one_for_all));
+  sup.add(spec("a", a));
+  sup.add(spec("b", b));
+  sup.add(spec("c", c));
+  supervise(sup, [&] { return a.runs == 2 && b.runs == 2 && c.runs == 2; });
+  EXPECT_EQ(a.runs, 2);
+  EXPECT_EQ(c.runs, 2);
+}
+
+TEST(Supervisor, RestForOneRestartsTheFailedAndLaterChildren) {
+  Flaky a, b{.panics = 1}, c;
+  Supervisor sup(quiet(Strategy::rest_for_one));
+  sup.add(spec("a", a));
+  sup.add(spec("b", b));
+  sup.add(spec("c", c));
+  supervise(sup, [&] { return b.runs == 2 && c.runs == 2; });
+  EXPECT_EQ(a.runs, 1);
+}
+
+TEST(Supervisor, RestartTypes) {
+  std::atomic<int> perm{0}, trans_ok{0}, trans_panic{0}, temp{0};
+  Supervisor sup(quiet());
+  sup.add({.name = "permanent", .run = [&](std::stop_token, Heartbeat&) {
+             if (perm++ == 0) return;  // a normal exit is restarted too
+             while (perm < 100) std::this_thread::yield();
+           }});
+  sup.add({.name = "transient-ok",
+           .run = [&](std::stop_token, Heartbeat&) { ++trans_ok; },
+           .restart = Restart::transient});
+  sup.add({.name = "transient-panic",
+           .run =
+               [&](std::stop_token st, Heartbeat&) {
+                 if (trans_panic++ == 0) throw std::runtime_error("once");
+                 while (!st.stop_requested()) std::this_thread::yield();
+               },
+           .restart = Restart::transient});
+  sup.add({.name = "temporary",
+           .run =
+               [&](std::stop_token, Heartbeat&) {
+                 ++temp;
+                 throw std::runtime_error("gone");
+               },
+           .restart = Restart::temporary});
+  supervise(sup, [&] {
+    return perm >= 2 && trans_panic >= 2 &&
+           sup.status("temporary").state == WorkerStatus::State::failed &&
+           sup.status("transient-ok").state == WorkerStatus::State::stopped;
+  });
+  perm = 100;
+  EXPECT_EQ(trans_ok, 1);
+  EXPECT_EQ(temp, 1);
+  EXPECT_EQ(sup.status("temporary").last_reason, "gone");
+}
+
+TEST(Supervisor, IntensityExhaustedGivesUpWithDistinctStatus) {
+  std::atomic<int> runs{0};
+  Supervisor sup({.intensity = 3, .period = 60000ms, .backoff_initial = 0ms, .notify = false});
+  Flaky steady;
+  sup.add(spec("steady", steady));
+  sup.add({.name = "doomed", .run = [&](std::stop_token, Heartbeat&) {
+             ++runs;
+             throw std::runtime_error("always");
+           }});
+  EXPECT_EQ(sup.run(), kExitGaveUp);
+  EXPECT_EQ(runs, 4);  // the first start and 3 restarts; the 4th restart is one too many
+  EXPECT_EQ(sup.status("doomed").state, WorkerStatus::State::failed);
+  EXPECT_EQ(sup.status("steady").state, WorkerStatus::State::stopped);
+}
+
+TEST(Supervisor, BackoffGrowsAndIsCapped) {
+  std::vector<Clock::time_point> starts;
+  std::mutex m;
+  Supervisor sup({.intensity = 100,
+                  .backoff_initial = 10ms,
+                  .backoff_max = 40ms,
+                  .jitter = 0.2,
+                  .seed = 42,
+                  .notify = false});
+  sup.add({.name = "w", .run = [&](std::stop_token st, Heartbeat&) {
+             std::size_t n;
+             {
+               std::lock_guard lk(m);
+               starts.push_back(Clock::now());
+               n = starts.size();
+             }
+             if (n < 6) throw std::runtime_error("again");
+             while (!st.stop_requested()) std::this_thread::yield();
+           }});
+  supervise(sup, [&] {
+    std::lock_guard lk(m);
+    return starts.size() >= 6;
+  });
+  // Lower bounds are exact (a restart never comes early): 10, 20, 40, 40, 40 ms -20%.
+  const double expected_ms[] = {10, 20, 40, 40, 40};
+  for (int i = 0; i < 5; ++i) {
+    auto gap = std::chrono::duration<double, std::milli>(starts[i + 1] - starts[i]).count();
+    EXPECT_GE(gap, expected_ms[i] * 0.8) << "restart " << i + 1;
+  }
+  EXPECT_EQ(sup.status("w").attempt, 5);
+}
+
+TEST(Supervisor, StopsInReverseOrderAndAbandonsAnOverrunningWorker) {
+  std::vector<std::string> stopped;
+  std::mutex m;
+  auto worker = [&](const std::string& name) {
+    return [&, name](std::stop_token st, Heartbeat&) {
+      while (!st.stop_requested()) std::this_thread::yield();
+      std::lock_guard lk(m);
+      stopped.push_back(name);
+    };
+  };
+  std::atomic<bool> release{false};
+  auto sup = std::make_unique<Supervisor>(quiet());
+  sup->add({.name = "first", .run = worker("first")});
+  sup->add({.name = "stubborn",
+            .run =
+                [&](std::stop_token, Heartbeat&) {
+                  while (!release) std::this_thread::yield();
+                },
+            .shutdown_timeout = 50ms});
+  sup->add({.name = "last", .run = worker("last")});
+  supervise(*sup, [&] {
+    return sup->status("last").state == WorkerStatus::State::running &&
+           sup->status("stubborn").state == WorkerStatus::State::running;
+  });
+  {
+    std::lock_guard lk(m);
+    EXPECT_EQ(stopped, (std::vector<std::string>{"last", "first"}));
+  }
+  release = true;  // let the abandoned worker finish so the test leaves no thread spinning
+  sup.reset();
+}
+
+TEST(Supervisor, ProcessWorkersPanicOnSignalsAndCodesAndAreRestarted) {
+  Supervisor sup(quiet());
+  sup.add({.name = "segv",
+           .process = {"/bin/sh", "-c", "kill -SEGV $$"},
+           .restart = Restart::transient});
+  sup.add({.name = "code", .process = {"/bin/sh", "-c", "exit 3"}, .restart = Restart::transient});
+  sup.add({.name = "fine", .process = {"/bin/sh", "-c", "exit 0"}, .restart = Restart::transient});
+  supervise(sup, [&] {
+    return sup.status("segv").starts >= 2 && sup.status("code").starts >= 2 &&
+           sup.status("fine").state == WorkerStatus::State::stopped;
+  });
+  EXPECT_EQ(sup.status("segv").last_reason, "killed by SIGSEGV");
+  EXPECT_EQ(sup.status("code").last_reason, "exited with code 3");
+  EXPECT_EQ(sup.status("fine").starts, 1u);
+}
+
+TEST(Supervisor, ProcessWorkerIsTerminatedOnStop) {
+  Supervisor sup(quiet());
+  sup.add({.name = "sleeper", .process = {"/bin/sleep", "60"}, .shutdown_timeout = 2000ms});
+  auto t0 = Clock::now();
+  supervise(sup, [&] { return sup.status("sleeper").state == WorkerStatus::State::running; });
+  EXPECT_LT(Clock::now() - t0, 30s);
+  EXPECT_EQ(sup.status("sleeper").state, WorkerStatus::State::stopped);
+}
+
+class NotifyingSupervisor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("ck-sup-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    auto rx = NotifyReceiver::bind((dir_ / "n.sock").string());
+    ASSERT_TRUE(rx);
+    rx_.emplace(std::move(*rx));
+    rx_->set_main_pid(getpid());
+    setenv("NOTIFY_SOCKET", rx_->address().c_str(), 1);
+  }
+  void TearDown() override {
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
+    rx_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path dir_;
+  std::optional<NotifyReceiver> rx_;
+};
+
+TEST_F(NotifyingSupervisor, WatchdogPingsOnlyWhileCriticalWorkersBeat) {
+  setenv("WATCHDOG_USEC", "20000", 1);
+  setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+  std::atomic<bool> hang{false};
+  Supervisor sup({.backoff_initial = 0ms});
+  sup.add({.name = "beater",
+           .run =
+               [&](std::stop_token st, Heartbeat& hb) {
+                 while (!st.stop_requested()) {
+                   if (!hang) hb.beat();
+                   std::this_thread::yield();
+                 }
+               },
+           .critical = true,
+           .heartbeat_deadline = 30ms});
+  std::thread t([&] { sup.run(); });
+  EXPECT_EQ(rx_->wait([](const NotifyState& s) { return s.ready && s.watchdog_pings >= 5; },
+                      Clock::now() + 10s),
+            NotifyReceiver::Wake::condition);
+  hang = true;
+  // Once the deadline passed, no ping may arrive: wait out a window far longer than the
+  // ping interval (10 ms) and the deadline (30 ms).
+  rx_->wait([](const NotifyState&) { return false; }, Clock::now() + 60ms);
+  auto frozen = rx_->state().watchdog_pings;
+  rx_->wait([](const NotifyState&) { return false; }, Clock::now() + 200ms);
+  EXPECT_EQ(rx_->state().watchdog_pings, frozen);
+  hang = false;
+  EXPECT_EQ(rx_->wait([&](const NotifyState& s) { return s.watchdog_pings > frozen; },
+                      Clock::now() + 10s),
+            NotifyReceiver::Wake::condition);
+  sup.request_stop();
+  t.join();
+  rx_->drain();
+  EXPECT_TRUE(rx_->state().stopping);
+}
+
+TEST_F(NotifyingSupervisor, SighupCallsTheReloadHookBetweenReloadingAndReady) {
+  std::atomic<int> reloads{0};
+  Supervisor::block_signals();
+  Supervisor sup({.on_reload = [&] { ++reloads; }});
+  Flaky w;
+  sup.add(spec("w", w));
+  std::thread t([&] { sup.run(); });
+  // READY=1 is followed by STATUS=; both belong to start-up, before the reload.
+  ASSERT_EQ(rx_->wait([](const NotifyState& s) { return s.ready && !s.status.empty(); },
+                      Clock::now() + 10s),
+            NotifyReceiver::Wake::condition);
+  std::vector<std::string> keys;
+  rx_->on_message = [&](pid_t, const NotifyMessage& m) {
+    for (const auto& [k, v] : m.fields) keys.push_back(k);
+  };
+  kill(getpid(), SIGHUP);
+  ASSERT_EQ(rx_->wait([&](const NotifyState&) { return reloads == 1 && keys.size() >= 3; },
+                      Clock::now() + 10s),
+            NotifyReceiver::Wake::condition);
+  EXPECT_EQ(keys[0], "RELOADING");
+  EXPECT_EQ(keys[1], "MONOTONIC_USEC");
+  EXPECT_EQ(keys[2], "READY");
+  sup.request_stop();
+  t.join();
+}
+
+TEST(SupervisorDeathTest, SecondSigtermWhileStoppingExitsAtOnce) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        Supervisor::block_signals();
+        std::atomic<bool> asked{false};
+        Supervisor sup({.notify = false});
+        sup.add({.name = "slow",
+                 .run =
+                     [&](std::stop_token st, Heartbeat&) {
+                       while (!st.stop_requested()) std::this_thread::yield();
+                       asked = true;
+                       while (true) std::this_thread::yield();  // never finishes stopping
+                     },
+                 .shutdown_timeout = 60000ms});
+        std::thread killer([&] {
+          while (sup.status("slow").state != WorkerStatus::State::running)
+            std::this_thread::yield();
+          kill(getpid(), SIGTERM);
+          while (!asked) std::this_thread::yield();
+          kill(getpid(), SIGTERM);
+        });
+        sup.run();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(kExitSecondSignal), "");
+}
+
+TEST(SupervisorDeathTest, FirstSigtermStopsGracefully) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        Supervisor::block_signals();
+        Supervisor sup({.notify = false});
+        Flaky w;
+        sup.add(spec("w", w));
+        std::thread killer([&] {
+          while (sup.status("w").state != WorkerStatus::State::running) std::this_thread::yield();
+          kill(getpid(), SIGTERM);
+        });
+        int rc = sup.run();
+        killer.join();
+        std::exit(rc == kExitGraceful && sup.status("w").state == WorkerStatus::State::stopped ? 0
+                                                                                               : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace crashkit
