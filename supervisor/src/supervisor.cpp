@@ -86,18 +86,21 @@ std::pair<bool, std::string> run_process(const ChildSpec& spec, std::stop_token 
     return {true, fmt::format("cannot spawn {}: {}", spec.process[0], std::strerror(rc))};
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   int wake = eventfd(0, EFD_CLOEXEC);
-  std::stop_callback on_stop(stop, [wake] {
-    std::uint64_t one = 1;
-    ssize_t ignored = write(wake, &one, sizeof one);
-    (void)ignored;
-  });
-  pollfd fds[2] = {{pidfd, POLLIN, 0}, {wake, POLLIN, 0}};
-  while (poll(fds, 2, -1) < 0 && errno == EINTR) {
-  }
-  if ((fds[0].revents & POLLIN) == 0) {
-    kill(pid, SIGTERM);
-    pollfd p{pidfd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(spec.shutdown_timeout.count())) <= 0) kill(pid, SIGKILL);
+  {
+    // Deregistered (its destructor waits for a running callback) before `wake` is closed.
+    std::stop_callback on_stop(stop, [wake] {
+      std::uint64_t one = 1;
+      ssize_t ignored = write(wake, &one, sizeof one);
+      (void)ignored;
+    });
+    pollfd fds[2] = {{pidfd, POLLIN, 0}, {wake, POLLIN, 0}};
+    while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+    }
+    if ((fds[0].revents & POLLIN) == 0) {
+      kill(pid, SIGTERM);
+      pollfd p{pidfd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(spec.shutdown_timeout.count())) <= 0) kill(pid, SIGKILL);
+    }
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
