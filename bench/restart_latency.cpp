@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     sup.add({.name = "thrower", .run = [&](std::stop_token st, crashkit::Heartbeat&) {
                auto entered = Clock::now();
                if (thrown != Clock::time_point{})
-                 lat_us.push_back(std::chrono::duration<double, std::micro>(entered - thrown).count());
+                 lat_us.push_back(
+                     std::chrono::duration<double, std::micro>(entered - thrown).count());
                if (lat_us.size() >= n) {
                  done = true;
                  while (!st.stop_requested()) std::this_thread::yield();
@@ -52,12 +53,16 @@ int main(int argc, char** argv) {
   }
   std::printf("thread worker: throw -> running again, %zu restarts, backoff off\n", lat_us.size());
   std::printf("  %-22s %10s %10s\n", "restarts (window)", "p50 us", "p99 us");
-  for (std::size_t from : {std::size_t{0}, std::size_t{500}, std::size_t{2000}, std::size_t{20000}, n - n / 10}) {
-    std::size_t to = std::min(lat_us.size(), from == 0 ? std::size_t{500} : from + std::max<std::size_t>(500, n / 10));
+  for (std::size_t from :
+       {std::size_t{0}, std::size_t{500}, std::size_t{2000}, std::size_t{20000}, n - n / 10}) {
+    std::size_t to = std::min(
+        lat_us.size(), from == 0 ? std::size_t{500} : from + std::max<std::size_t>(500, n / 10));
     if (from >= to) continue;
-    std::vector<double> w(lat_us.begin() + static_cast<long>(from), lat_us.begin() + static_cast<long>(to));
+    std::vector<double> w(lat_us.begin() + static_cast<long>(from),
+                          lat_us.begin() + static_cast<long>(to));
     std::sort(w.begin(), w.end());
-    std::printf("  %8zu..%-12zu %10.2f %10.2f\n", from, to, w[w.size() / 2], w[w.size() * 99 / 100]);
+    std::printf("  %8zu..%-12zu %10.2f %10.2f\n", from, to, w[w.size() / 2],
+                w[w.size() * 99 / 100]);
   }
   std::sort(lat_us.begin(), lat_us.end());
   std::printf("  all: p50 %.2f us, p99 %.2f us (goals: p50 <= 5 us, p99 <= 50 us)\n",
@@ -71,8 +76,10 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   std::thread pt([&] { psup.run(); });
   // Poll gently: a spinning reader would contend for the supervisor's mutex on 2 cores.
-  while (psup.status("crasher").starts < np + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / static_cast<double>(np);
+  while (psup.status("crasher").starts < np + 1)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() /
+              static_cast<double>(np);
   psup.request_stop();
   pt.join();
   // Baseline in the same run: the bare spawn + exit + reap of the same binary.
@@ -84,9 +91,13 @@ int main(int argc, char** argv) {
     int st;
     waitpid(pid, &st, 0);
   }
-  double raw = std::chrono::duration<double, std::milli>(Clock::now() - r0).count() / static_cast<double>(np);
-  std::printf("process worker: crash -> running again (spawn + exec + exit + reap), mean %.3f ms over %zu "
-              "restarts (goal <= 3 ms)\n", ms, np);
-  std::printf("  raw posix_spawn + waitpid of the same binary: %.3f ms (ratio %.2f)\n", raw, ms / raw);
+  double raw = std::chrono::duration<double, std::milli>(Clock::now() - r0).count() /
+               static_cast<double>(np);
+  std::printf(
+      "process worker: crash -> running again (spawn + exec + exit + reap), mean %.3f ms over %zu "
+      "restarts (goal <= 3 ms)\n",
+      ms, np);
+  std::printf("  raw posix_spawn + waitpid of the same binary: %.3f ms (ratio %.2f)\n", raw,
+              ms / raw);
   return 0;
 }

@@ -1,12 +1,11 @@
 // A daemon built on the supervisor, under the harness's NotifyReceiver: READY arrives,
 // WATCHDOG pings arrive while the critical worker beats and stop when it hangs, SIGTERM gives
 // STOPPING=1 and exit 0, and the process worker is gone afterwards.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "../support/process_checks.hpp"
 #include "crashkit/harness/daemon.hpp"
@@ -50,8 +49,9 @@ class SupervisedDaemon : public ::testing::Test {
 TEST_F(SupervisedDaemon, ReadyWatchdogAndGracefulStop) {
   auto d = start({});
   ASSERT_EQ(d.wait_ready(10s).what, Daemon::Ready::ready);
-  EXPECT_EQ(rx_->wait([](const NotifyState& s) { return s.watchdog_pings >= 5; }, Clock::now() + 10s),
-            NotifyReceiver::Wake::condition);
+  EXPECT_EQ(
+      rx_->wait([](const NotifyState& s) { return s.watchdog_pings >= 5; }, Clock::now() + 10s),
+      NotifyReceiver::Wake::condition);
   EXPECT_NE(rx_->state().status.find("ticker running"), std::string::npos) << rx_->state().status;
   auto stop = d.stop(SIGTERM, 10s);
   EXPECT_FALSE(stop.escalated);
@@ -65,8 +65,9 @@ TEST_F(SupervisedDaemon, ReadyWatchdogAndGracefulStop) {
 TEST_F(SupervisedDaemon, HungCriticalWorkerStopsTheWatchdogPings) {
   auto d = start({"--hang-after-ms", "300"});
   ASSERT_EQ(d.wait_ready(10s).what, Daemon::Ready::ready);
-  ASSERT_EQ(rx_->wait([](const NotifyState& s) { return s.watchdog_pings >= 3; }, Clock::now() + 10s),
-            NotifyReceiver::Wake::condition);
+  ASSERT_EQ(
+      rx_->wait([](const NotifyState& s) { return s.watchdog_pings >= 3; }, Clock::now() + 10s),
+      NotifyReceiver::Wake::condition);
   // After the hang (300 ms) plus the deadline (50 ms) no further ping may come. Observe a window
   // of many ping intervals once the hang has surely set in.
   rx_->wait([](const NotifyState&) { return false; }, Clock::now() + 600ms);
