@@ -203,11 +203,26 @@ struct Supervisor::Impl {
   }
 
   void host_loop(Child& c) {
-    static thread_local char altstack[64 * 1024];  // so the panic hook can report overflow
-    stack_t ss{};
-    ss.ss_sp = altstack;
-    ss.ss_size = sizeof altstack;
-    sigaltstack(&ss, nullptr);
+    // An alternate stack so the panic hook can report a stack overflow. Only if the thread
+    // has none: a sanitizer runtime installs its own and unmaps it at thread exit.
+    static thread_local char altstack[64 * 1024];
+    stack_t old{};
+    bool installed = false;
+    if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) {
+      stack_t ss{};
+      ss.ss_sp = altstack;
+      ss.ss_size = sizeof altstack;
+      installed = sigaltstack(&ss, nullptr) == 0;
+    }
+    struct RestoreAltstack {
+      bool on;
+      ~RestoreAltstack() {
+        if (!on) return;
+        stack_t off{};
+        off.ss_flags = SS_DISABLE;
+        sigaltstack(&off, nullptr);
+      }
+    } restore{installed};
     pthread_setname_np(pthread_self(), c.spec.name.substr(0, 15).c_str());
     std::unique_lock lk(mu);
     while (true) {
@@ -348,6 +363,7 @@ Supervisor::~Supervisor() {
     for (auto it = impl_->children.rbegin(); it != impl_->children.rend(); ++it)
       impl_->stop_child(**it, lk);
     for (auto& c : impl_->children) {
+      c->abandoned = c->active;  // one that overran in run() may have finished since
       c->host_exit = true;
       c->cv.notify_one();
       abandoned = abandoned || c->abandoned;
