@@ -67,10 +67,9 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
     int watch[1] = {d.main_pidfd()};
     rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
     if (!d.alive())
-      return Step{
-          Outcome::unexpected_exit,
-          fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
-                      d.stop(SIGKILL, {}).status.value_or(ExitStatus::exited(0)).describe())};
+      return Step{Outcome::unexpected_exit,
+                  fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
+                              how_it_ended(d))};
     cr.fault_status = d.kill().status;
     if (workload) workload->finish(&rx_);  // its failure is expected: the daemon went away
     return std::nullopt;
@@ -78,12 +77,10 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
   if (workload) {
     ShellResult wr = workload->finish(&rx_);
     if (!wr.status.success()) {
-      d.wait_exit(std::chrono::seconds(1));  // a dying daemon closes its sockets first
-      if (!d.alive())
+      if (died_under_workload(d))
         return Step{
             Outcome::unexpected_exit,
-            fmt::format("cycle {}: daemon died during the workload: {}", cycle,
-                        d.stop(SIGKILL, {}).status.value_or(ExitStatus::exited(0)).describe())};
+            fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
       // Against a freshly started daemon a failing workload is a broken set-up; after a
       // restart it means the recovered daemon misbehaves.
       Outcome o = cycle == 0 ? Outcome::harness_error : Outcome::violation;
@@ -91,9 +88,9 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
     }
   }
   if (!d.alive())
-    return Step{Outcome::unexpected_exit,
-                fmt::format("cycle {}: daemon died during the workload: {}", cycle,
-                            d.stop(SIGKILL, {}).status.value_or(ExitStatus::exited(0)).describe())};
+    return Step{
+        Outcome::unexpected_exit,
+        fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
   if (fault_kind == Fault::Kind::sigkill) {
     cr.fault_status = d.kill().status;
     return std::nullopt;

@@ -134,6 +134,18 @@ class CellRun {
 
   std::optional<Step> apply_signal_fault(Daemon& d, int cycle, CycleResult& cr);
 
+  // How the daemon ended, once it surely has (SIGKILL if it has not): for one-line reasons.
+  static std::string how_it_ended(Daemon& d) {
+    auto s = d.kill().status;
+    return s ? s->describe() : std::string("status unknown");
+  }
+  // After a failed workload: did the daemon die under it? A dying daemon closes its sockets
+  // before its exit is reported, so it gets a bounded moment to finish before we judge.
+  static bool died_under_workload(Daemon& d) {
+    d.wait_exit(std::chrono::seconds(1));
+    return !d.alive();
+  }
+
   CellResult finish(CellResult& r, Outcome o, std::string reason) {
     r.outcome = o;
     r.reason = std::move(reason);

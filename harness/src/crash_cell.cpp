@@ -77,12 +77,10 @@ CellResult CellRun::run_crash_plan() {
       if (!w) return done(Outcome::harness_error, w.error().message);
       note_fired();
       fired = !on_restart && fired_planned(rx_.state(), rules);
-      // A workload that fails because the planned fault hit the daemon is expected. If nothing
-      // planned fired, the daemon may be dying on its own: its sockets close before its exit
-      // is reported, so give it a bounded moment before judging.
+      // A workload that fails because the planned fault hit the daemon is expected; one that
+      // fails with nothing fired is a broken set-up, unless the daemon died under it.
       if (!w->status.success() && !fired) {
-        daemon->wait_exit(std::chrono::seconds(1));
-        if (daemon->alive())
+        if (!died_under_workload(*daemon))
           return done(Outcome::harness_error, fmt::format("cycle 0: workload {}", w->describe()));
       }
     }
@@ -90,7 +88,7 @@ CellResult CellRun::run_crash_plan() {
       if (!daemon->alive())
         return done(Outcome::unexpected_exit,
                     fmt::format("cycle 0: daemon died where no crash was planned: {}",
-                                daemon->kill().status.value_or(ExitStatus::exited(0)).describe()));
+                                how_it_ended(*daemon)));
       auto counts = read_crash_counters(counters_path(0, 0));
       result.armed_crossings = counts;
       daemon->stop(SIGTERM, spec_.stop_timeout);
