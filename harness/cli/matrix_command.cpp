@@ -21,6 +21,7 @@ struct MatrixOptions {
   std::string shard;
   std::string junit;
   std::string json;
+  std::string html;
   std::string keep_failed;
   bool quiet = false;
 };
@@ -69,6 +70,16 @@ int execute(const MatrixOptions& o) {
     if (ec || access(o.keep_failed.c_str(), W_OK) != 0)
       return usage(fmt::format("--keep-failed {}: not a writable directory", o.keep_failed));
   }
+  // Report paths are checked before the matrix runs, not after minutes of cells.
+  for (const auto& [flag, path] :
+       {std::pair{"--junit", o.junit}, std::pair{"--json", o.json}, std::pair{"--html", o.html}}) {
+    if (path.empty()) continue;
+    auto dir = std::filesystem::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    if (access(dir.c_str(), W_OK) != 0)
+      return usage(fmt::format("{} {}: directory {} is not writable; create it or pick another",
+                               flag, path, dir.string()));
+  }
   auto spec = load_matrix_spec(o.spec);
   if (!spec) return usage(spec.error().message);
   if (!o.quiet)
@@ -114,7 +125,8 @@ int execute(const MatrixOptions& o) {
   }
   fmt::print("{}", matrix_summary(results, *plan, wall));
   for (auto [path, content] : {std::pair{o.junit, junit_xml(results, wall)},
-                               std::pair{o.json, matrix_json(results, *plan, wall)}}) {
+                               std::pair{o.json, matrix_json(results, *plan, wall)},
+                               std::pair{o.html, matrix_html(results, *plan, wall)}}) {
     if (path.empty()) continue;
     if (auto s = write_report_file(path, content); !s) {
       fmt::print(stderr, "crashkit: {}\n", s.error().message);
@@ -139,6 +151,7 @@ std::function<int()> add_matrix_command(CLI::App& app) {
   cmd->add_option("--shard", o->shard, "run shard I of N (I/N)");
   cmd->add_option("--junit", o->junit, "write JUnit XML here");
   cmd->add_option("--json", o->json, "write JSON here");
+  cmd->add_option("--html", o->html, "write a self-contained HTML report here");
   cmd->add_option("--keep-failed", o->keep_failed, "move failing cells' run dirs here");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] { return execute(*o); };

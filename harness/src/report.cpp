@@ -9,43 +9,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "markup.hpp"
+
 namespace crashkit {
-namespace {
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
-          out += '?';
-        else
-          out += c;
-    }
-  }
-  return out;
-}
-
-double secs(Duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-}  // namespace
+using markup::secs;
 
 int matrix_exit_code(const std::vector<MatrixResult>& results) {
   bool harness = false;
@@ -103,22 +70,22 @@ std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall) {
       results.size(), failures, errors, skipped, secs(wall));
   for (const auto& r : results) {
     out += fmt::format("    <testcase classname=\"crashkit.matrix\" name=\"{}\" time=\"{:.3f}\"",
-                       xml_escape(r.cell.id), secs(r.elapsed));
+                       markup::escape(r.cell.id), secs(r.elapsed));
     const auto& res = r.result;
     if (res.outcome == Outcome::pass) {
       out += "/>\n";
       continue;
     }
     out += ">\n";
-    std::string body = xml_escape(fmt::format("{}\nrepro: {}", res.reason, r.repro));
+    std::string body = markup::escape(fmt::format("{}\nrepro: {}", res.reason, r.repro));
     if (is_finding(res.outcome))
       out += fmt::format("      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
-                         to_string(res.outcome), xml_escape(res.reason), body);
+                         to_string(res.outcome), markup::escape(res.reason), body);
     else if (res.outcome == Outcome::harness_error)
       out += fmt::format("      <error type=\"harness_error\" message=\"{}\">{}</error>\n",
-                         xml_escape(res.reason), body);
+                         markup::escape(res.reason), body);
     else
-      out += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(res.reason));
+      out += fmt::format("      <skipped message=\"{}\"/>\n", markup::escape(res.reason));
     out += "    </testcase>\n";
   }
   out += "  </testsuite>\n</testsuites>\n";
