@@ -1,14 +1,46 @@
 #!/usr/bin/env bash
-# Installs this build into a scratch prefix, then configures, builds and runs the consumer
-# project against it with find_package(crashkit). Args: BUILD_DIR SOURCE_DIR [CXXFLAGS]
+# Builds and runs tests/consumer against this build, the way users consume crashkit:
+#   run.sh find_package      BUILD SRC [FLAGS]  cmake --install, then find_package(crashkit)
+#   run.sh find_package_off  BUILD SRC [FLAGS]  the same with -DCRASHKIT_CRASH_POINTS=OFF
+#   run.sh fetchcontent      BUILD SRC [FLAGS]  FetchContent of this source tree
+#   run.sh pkgconfig         BUILD SRC [FLAGS]  cmake --install, then a plain Makefile
+# FLAGS (e.g. -fsanitize=address,undefined) must match the build's.
 set -euo pipefail
-build="$1"; src="$2"; flags="${3:-}"
+mode="$1"; build="$2"; src="$3"; flags="${4:-}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-cmake -S "$src/tests/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
-cmake --build "$tmp/consumer" >/dev/null
-"$tmp/consumer/consumer"
-test -x "$tmp/prefix/bin/crashkit"
-echo "consumer built and ran against the installed package"
+cons="$src/tests/consumer"
+
+case "$mode" in
+  find_package|find_package_off)
+    cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+    points=ON; [[ $mode == find_package_off ]] && points=OFF
+    cmake -S "$cons" -B "$tmp/b" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCRASHKIT_CRASH_POINTS=$points \
+      -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+    cmake --build "$tmp/b" >/dev/null
+    exe="$tmp/b/consumer"
+    test -x "$tmp/prefix/bin/crashkit"
+    # The installed CLI reads the binary's crash-point section: present only when ON.
+    listed=$("$tmp/prefix/bin/crashkit" points "$exe" | grep -c "consumer.point" || true)
+    if [[ $points == ON && $listed != 1 ]] || [[ $points == OFF && $listed != 0 ]]; then
+      echo "crash points $points, yet 'crashkit points' lists consumer.point $listed time(s)" >&2
+      exit 1
+    fi
+    ;;
+  fetchcontent)
+    cmake -S "$cons/fetchcontent" -B "$tmp/b" -DFETCHCONTENT_SOURCE_DIR_CRASHKIT="$src" \
+      -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+    cmake --build "$tmp/b" --target consumer -j2 >/dev/null
+    exe="$tmp/b/consumer"
+    ;;
+  pkgconfig)
+    cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+    cp "$cons/main.cpp" "$cons/Makefile" "$tmp/"
+    pcdir=$(dirname "$(find "$tmp/prefix" -name crashkit-harness.pc)")
+    PKG_CONFIG_PATH="$pcdir" CXXFLAGS="$flags" LDFLAGS="$flags" make -s -C "$tmp" >/dev/null
+    exe="$tmp/consumer"
+    ;;
+  *) echo "run.sh: unknown mode '$mode'" >&2; exit 2 ;;
+esac
+"$exe"
+echo "consumer ($mode) built and ran"
