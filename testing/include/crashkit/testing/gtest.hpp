@@ -4,7 +4,7 @@
 // fault_not_reached is a skip.
 //
 //   CRASHKIT_CRASH_MATRIX(KvdCrash, crashkit::testing::matrix_file("fixtures/kvd/matrix.yaml"));
-//   // -> KvdCrash/CrashMatrix.cell/wal_append_after_write_at_17, ...
+//   // -> KvdCrash/CrashMatrix.cell/wal_append_after_fsync_at_16, ...
 #pragma once
 
 #include <gtest/gtest.h>
