@@ -108,7 +108,7 @@ std::optional<ExitStatus> Daemon::reap_main() {
   close(main_pidfd_);
   main_pidfd_ = -1;
   sentinel_forget_pid(main_pid_);
-  if (!main_status_) main_status_ = ExitStatus::signaled(0);  // exited; status unknown
+  if (!main_status_) main_status_ = ExitStatus::unknown();
   return main_status_;
 }
 

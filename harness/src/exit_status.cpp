@@ -24,10 +24,11 @@ std::string ExitStatus::describe() const {
     case Kind::exited:
       return fmt::format("exited with code {}", value_);
     case Kind::signaled:
-      if (value_ == 0) return "exited (status not ours to collect)";
       return fmt::format("killed by {}", signal_name(value_));
     case Kind::core_dumped:
       return fmt::format("killed by {} (core dumped)", signal_name(value_));
+    case Kind::unknown:
+      return "ended (status not ours to collect)";
   }
   return "unknown";
 }

@@ -53,7 +53,6 @@ struct Child {
   bool pending = false;    // loop: apply the strategy for this child's restart
   bool scheduled = false;  // loop: start it once st.next_try has come
   bool abandoned = false;  // overran its shutdown timeout
-  std::chrono::milliseconds pending_delay{0};
   std::stop_source stop;
   Clock::time_point started_at;
   std::condition_variable cv;
@@ -198,7 +197,6 @@ struct Supervisor::Impl {
     c.st.state = WorkerStatus::State::restarting;
     c.st.next_try = now + delay;
     c.pending = true;
-    c.pending_delay = delay;
     wake();
   }
 
@@ -299,7 +297,7 @@ struct Supervisor::Impl {
         Child& o = *children[j];
         if (j != c.index && o.spec.restart == Restart::temporary) continue;
         o.st.state = WorkerStatus::State::restarting;
-        o.st.next_try = Clock::now() + c.pending_delay;
+        o.st.next_try = c.st.next_try;  // the whole group waits out the failed child's backoff
         o.pending = false;
         o.scheduled = true;
       }

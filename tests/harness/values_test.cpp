@@ -48,6 +48,13 @@ TEST(ExitStatus, FromWaitStatus) {
   EXPECT_EQ(core.describe(), "killed by SIGSEGV (core dumped)");
   EXPECT_EQ(ExitStatus::exited(0).describe(), "exited with code 0");
   EXPECT_EQ(ExitStatus::signaled(SIGKILL).describe(), "killed by SIGKILL");
+  // A daemon's forked MAINPID is reaped by its own parent: gone, status unknown, and never
+  // mistaken for a clean exit or a kill.
+  auto gone = ExitStatus::unknown();
+  EXPECT_EQ(gone.describe(), "ended (status not ours to collect)");
+  EXPECT_FALSE(gone.success());
+  EXPECT_FALSE(gone.killed_by(0));
+  EXPECT_FALSE(gone.killed_by(SIGKILL));
 }
 
 TEST(Outcome, ExitCodesFollowDesign) {

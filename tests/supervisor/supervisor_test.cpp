@@ -79,6 +79,40 @@ TEST(Supervisor, OneForAllRestartsEveryChild) {
   EXPECT_EQ(c.runs, 2);
 }
 
+TEST(Supervisor, OneForAllRestartsTheGroupAfterTheFailedChildsBackoff) {
+  std::mutex m;
+  std::vector<Clock::time_point> a_starts;
+  Clock::time_point b_failed{};
+  std::atomic<int> b_runs{0};
+  Supervisor sup({.strategy = Strategy::one_for_all,
+                  .intensity = 10,
+                  .backoff_initial = 30ms,
+                  .jitter = 0,
+                  .notify = false});
+  sup.add({.name = "a", .run = [&](std::stop_token st, Heartbeat&) {
+             {
+               std::lock_guard lk(m);
+               a_starts.push_back(Clock::now());
+             }
+             while (!st.stop_requested()) std::this_thread::yield();
+           }});
+  sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
+             if (b_runs.fetch_add(1) == 0) {
+               std::lock_guard lk(m);
+               b_failed = Clock::now();
+               throw std::runtime_error("once");
+             }
+             while (!st.stop_requested()) std::this_thread::yield();
+           }});
+  supervise(sup, [&] {
+    std::lock_guard lk(m);
+    return a_starts.size() >= 2 && b_runs >= 2;
+  });
+  // The healthy sibling waits out the failed child's backoff too (a lower bound: exact).
+  auto gap = std::chrono::duration<double, std::milli>(a_starts[1] - b_failed).count();
+  EXPECT_GE(gap, 30.0);
+}
+
 TEST(Supervisor, RestForOneRestartsTheFailedAndLaterChildren) {
   Flaky a, b{.panics = 1}, c;
   Supervisor sup(quiet(Strategy::rest_for_one));
