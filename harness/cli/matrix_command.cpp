@@ -26,6 +26,23 @@ struct MatrixOptions {
   bool quiet = false;
 };
 
+// The report files `crashkit matrix` can write: its flag, where the path is kept, and how
+// the report is rendered (only when asked for).
+struct ReportFile {
+  const char* flag;
+  std::string MatrixOptions::*path;
+  std::string (*render)(const std::vector<MatrixResult>&, const MatrixPlan&, Duration);
+};
+
+const ReportFile kReports[] = {
+    {"--junit", &MatrixOptions::junit,
+     [](const std::vector<MatrixResult>& r, const MatrixPlan&, Duration w) {
+       return junit_xml(r, w);
+     }},
+    {"--json", &MatrixOptions::json, matrix_json},
+    {"--html", &MatrixOptions::html, matrix_html},
+};
+
 int usage(const std::string& message) {
   fmt::print(stderr, "crashkit: {}\n", message);
   return exit_code::usage;
@@ -71,14 +88,14 @@ int execute(const MatrixOptions& o) {
       return usage(fmt::format("--keep-failed {}: not a writable directory", o.keep_failed));
   }
   // Report paths are checked before the matrix runs, not after minutes of cells.
-  for (const auto& [flag, path] :
-       {std::pair{"--junit", o.junit}, std::pair{"--json", o.json}, std::pair{"--html", o.html}}) {
+  for (const auto& report : kReports) {
+    const std::string& path = o.*report.path;
     if (path.empty()) continue;
     auto dir = std::filesystem::path(path).parent_path();
     if (dir.empty()) dir = ".";
     if (access(dir.c_str(), W_OK) != 0)
       return usage(fmt::format("{} {}: directory {} is not writable; create it or pick another",
-                               flag, path, dir.string()));
+                               report.flag, path, dir.string()));
   }
   auto spec = load_matrix_spec(o.spec);
   if (!spec) return usage(spec.error().message);
@@ -124,11 +141,10 @@ int execute(const MatrixOptions& o) {
     }
   }
   fmt::print("{}", matrix_summary(results, *plan, wall));
-  for (auto [path, content] : {std::pair{o.junit, junit_xml(results, wall)},
-                               std::pair{o.json, matrix_json(results, *plan, wall)},
-                               std::pair{o.html, matrix_html(results, *plan, wall)}}) {
+  for (const auto& report : kReports) {
+    const std::string& path = o.*report.path;
     if (path.empty()) continue;
-    if (auto s = write_report_file(path, content); !s) {
+    if (auto s = write_report_file(path, report.render(results, *plan, wall)); !s) {
       fmt::print(stderr, "crashkit: {}\n", s.error().message);
       return exit_code::harness_error;
     }

@@ -1,4 +1,5 @@
-// Internal to the report writers: escaping for XML/HTML text and attributes, and seconds.
+// Internal to the report writers: escaping for XML/HTML text and attributes, seconds and
+// milliseconds as doubles.
 #pragma once
 
 #include <string>
@@ -39,6 +40,10 @@ inline std::string escape(std::string_view s) {
 
 inline double secs(Duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+inline double millis(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
 }
 
 }  // namespace crashkit::markup

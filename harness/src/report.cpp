@@ -117,9 +117,7 @@ std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPl
       c["point"] = r.cell.point;
       c["crossing"] = r.cell.crossing;
     }
-    if (!res.cycles.empty() && res.cycles.back().recovery)
-      c["recovery_ms"] =
-          std::chrono::duration<double, std::milli>(*res.cycles.back().recovery).count();
+    if (auto rec = res.last_recovery()) c["recovery_ms"] = markup::millis(*rec);
     if (res.kept) c["artifacts"] = res.run_dir.string();
     cells.push_back(std::move(c));
   }

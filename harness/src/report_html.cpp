@@ -47,9 +47,8 @@ std::string tooltip(const MatrixResult& r) {
 }
 
 std::optional<double> recovery_ms(const MatrixResult& r) {
-  const auto& cycles = r.result.cycles;
-  if (cycles.empty() || !cycles.back().recovery) return std::nullopt;
-  return std::chrono::duration<double, std::milli>(*cycles.back().recovery).count();
+  auto rec = r.result.last_recovery();
+  return rec ? std::optional(markup::millis(*rec)) : std::nullopt;
 }
 
 // Rows: one per (phase, point, action); columns: every crossing any crash cell uses.

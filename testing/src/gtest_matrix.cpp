@@ -79,11 +79,10 @@ TEST_P(CrashMatrix, cell) {
   RecordProperty("repro", repro);
   auto res = run_cell(spec);
   if (!res) FAIL() << "harness error: " << res.error().message << "\n  repro: " << repro;
-  if (!res->cycles.empty() && res->cycles.back().recovery)
-    RecordProperty("recovery_us",
-                   static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                        *res->cycles.back().recovery)
-                                        .count()));
+  if (auto rec = res->last_recovery())
+    RecordProperty(
+        "recovery_us",
+        static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(*rec).count()));
   std::string artifacts =
       res->kept ? fmt::format("\n  artifacts: {}", res->run_dir.string()) : std::string();
   switch (res->outcome) {

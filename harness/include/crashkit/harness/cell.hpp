@@ -77,6 +77,12 @@ struct CellResult {
   NotifyCounters notify;
   std::vector<std::string> fired;  // X_CRASHKIT_FIRED values seen, "point@crossing"
   CrossingCounts armed_crossings;  // crossings counted in the armed start (crash plans)
+
+  // Restart -> READY of the last cycle; empty when the daemon never came back. The one
+  // recovery time a cell reports (JSON, HTML, gtest property).
+  std::optional<Duration> last_recovery() const {
+    return cycles.empty() ? std::nullopt : cycles.back().recovery;
+  }
 };
 
 using CellLog = std::function<void(std::string_view line)>;

@@ -35,7 +35,7 @@ MatrixSource matrix_spec(std::function<MatrixSpec()> build, std::uint64_t seed =
 // One test: a cell, or (when the spec cannot be loaded or expanded) an error that the test
 // reports as a failure instead of aborting the whole binary.
 struct MatrixCase {
-  std::string name;  // gtest-safe: "sigkill", "wal_append_after_write_at_17", ...
+  std::string name;  // gtest-safe: "sigkill", "wal_append_after_fsync_at_16", ...
   std::shared_ptr<const MatrixCell> cell;
   std::string error;
 };
