@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian packages with CPack, unpacks them into a scratch root (dpkg -x), checks
 # their control fields and files, runs the packaged CLI, and builds tests/consumer against the
-# unpacked tree with both find_package and pkg-config. Args: BUILD_DIR SOURCE_DIR
+# unpacked tree (tests/consumer/run.sh: find_package with points on and off, pkg-config).
+# Args: BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build="$1"; src="$2"
 tmp=$(mktemp -d)
@@ -37,12 +38,9 @@ done
 "$root/usr/bin/crashkit" --help | grep -q "crash matrix" || fail "packaged crashkit --help"
 
 # Build against the unpacked packages, as a user with them installed would.
-cmake -S "$src/tests/consumer" -B "$tmp/b" -DCMAKE_PREFIX_PATH="$root/usr" >/dev/null
-cmake --build "$tmp/b" >/dev/null
-"$tmp/b/consumer"
-cp "$src/tests/consumer/main.cpp" "$src/tests/consumer/Makefile" "$tmp/"
-PKG_CONFIG_PATH=$(dirname "$(find "$root/usr/lib" -name crashkit-harness.pc)") make -s -C "$tmp" >/dev/null
-"$tmp/consumer"
+for mode in find_package find_package_off pkgconfig; do
+  CRASHKIT_PREFIX="$root/usr" "$src/tests/consumer/run.sh" "$mode" "$build" "$src"
+done
 
 for d in "$cli" "$dev"; do
   echo "$(basename "$d"): $(stat -c %s "$d") bytes, installed $(dpkg-deb -f "$d" Installed-Size) KiB"
