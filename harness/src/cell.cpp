@@ -53,12 +53,12 @@ std::string Fault::to_string() const {
 
 namespace detail {
 
-std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
+std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (spec_.workload) {
     auto w =
         ShellProcess::start(shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle)));
-    if (!w) return Step{Outcome::harness_error, w.error().message};
+    if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
   }
   const auto fault_kind = spec_.fault.kind;
@@ -67,9 +67,9 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
     int watch[1] = {d.main_pidfd()};
     rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
     if (!d.alive())
-      return Step{Outcome::unexpected_exit,
-                  fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
-                              how_it_ended(d))};
+      return Verdict{Outcome::unexpected_exit,
+                     fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
+                                 how_it_ended(d))};
     cr.fault_status = d.kill().status;
     if (workload) workload->finish(&rx_);  // its failure is expected: the daemon went away
     return std::nullopt;
@@ -78,17 +78,17 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
     ShellResult wr = workload->finish(&rx_);
     if (!wr.status.success()) {
       if (died_under_workload(d))
-        return Step{
+        return Verdict{
             Outcome::unexpected_exit,
             fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
       // Against a freshly started daemon a failing workload is a broken set-up; after a
       // restart it means the recovered daemon misbehaves.
       Outcome o = cycle == 0 ? Outcome::harness_error : Outcome::violation;
-      return Step{o, fmt::format("cycle {}: workload {}", cycle, wr.describe())};
+      return Verdict{o, fmt::format("cycle {}: workload {}", cycle, wr.describe())};
     }
   }
   if (!d.alive())
-    return Step{
+    return Verdict{
         Outcome::unexpected_exit,
         fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
   if (fault_kind == Fault::Kind::sigkill) {
@@ -98,46 +98,47 @@ std::optional<CellRun::Step> CellRun::apply_signal_fault(Daemon& d, int cycle, C
   auto stop = d.stop(SIGTERM, spec_.stop_timeout);
   cr.fault_status = stop.status;
   if (stop.escalated)
-    return Step{Outcome::unexpected_exit,
-                fmt::format("cycle {}: SIGTERM ignored for {} (escalated to SIGKILL); the daemon "
-                            "must exit on SIGTERM within --stop-timeout",
-                            cycle, format_duration(spec_.stop_timeout))};
+    return Verdict{
+        Outcome::unexpected_exit,
+        fmt::format("cycle {}: SIGTERM ignored for {} (escalated to SIGKILL); the daemon "
+                    "must exit on SIGTERM within --stop-timeout",
+                    cycle, format_duration(spec_.stop_timeout))};
   if (stop.status && !stop.status->success())
-    return Step{Outcome::unexpected_exit,
-                fmt::format("cycle {}: on SIGTERM the daemon {} (expected exit code 0)", cycle,
-                            stop.status->describe())};
+    return Verdict{Outcome::unexpected_exit,
+                   fmt::format("cycle {}: on SIGTERM the daemon {} (expected exit code 0)", cycle,
+                               stop.status->describe())};
   return std::nullopt;
 }
 
 CellResult CellRun::run_signal_fault() {
   CellResult result;
   result.run_dir = run_.root;
-  if (auto step = prepare()) return finish(result, step->outcome, step->reason);
+  if (auto v = prepare()) return finish(result, v->outcome, v->reason);
   auto first = start(0, 0);
   if (!first) return finish(result, Outcome::harness_error, first.error().message);
   std::optional<Daemon> daemon(std::move(*first));
   Duration ready_elapsed{};
-  if (auto why = await_ready(*daemon, &ready_elapsed))
-    return finish(result, daemon->alive() ? Outcome::not_ready : Outcome::unexpected_exit,
-                  "before any fault: " + *why);
+  if (auto why = await_ready(*daemon, &ready_elapsed)) {
+    auto v = did_not_get_ready(*daemon, "before any fault: " + *why);
+    return finish(result, v.outcome, v.reason);
+  }
   result.first_ready = ready_elapsed;
   say(fmt::format("ready after {} (pid {})", format_duration(ready_elapsed), daemon->main_pid()));
 
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
     cr.cycle = cycle;
-    auto record = [&](const Step& step) {
-      cr.outcome = step.outcome;
-      cr.reason = step.reason;
+    auto record = [&](const Verdict& v) {
+      cr.outcome = v.outcome;
+      cr.reason = v.reason;
       result.cycles.push_back(cr);
-      return finish(result, step.outcome, step.reason);
+      return finish(result, v.outcome, v.reason);
     };
-    if (auto step = apply_signal_fault(*daemon, cycle, cr)) return record(*step);
+    if (auto v = apply_signal_fault(*daemon, cycle, cr)) return record(*v);
     daemon.reset();
-    say(fmt::format("cycle {}: {} -> {}", cycle, spec_.fault.to_string(),
-                    cr.fault_status ? cr.fault_status->describe() : "exited"));
-    if (auto step = run_checks(spec_.check_offline, cycle, "offline")) return record(*step);
-    if (auto step = recover_and_check(cycle, 1, cr, daemon)) return record(*step);
+    say(fault_line(cycle, cr));
+    if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return record(*v);
+    if (auto v = recover_and_check(cycle, 1, cr, daemon)) return record(*v);
     result.cycles.push_back(cr);
   }
   auto last = daemon->stop(SIGTERM, spec_.stop_timeout);
@@ -168,11 +169,26 @@ std::optional<std::filesystem::path> unsearchable_ancestor(const std::filesystem
   return std::nullopt;
 }
 
-// Everything before the first spawn: checks of the spec, the run dir, the receiver. Usage
-// problems come back as an Error. Then `body` runs with the CellRun.
-template <typename Body>
-auto with_cell(const CellSpec& spec, const CellLog& log, Body body)
-    -> Result<decltype(body(std::declval<detail::CellRun&>(), std::declval<RunDir&>()))> {
+// An ELF with crash points names them all: a plan naming another point is a typo, rejected
+// before anything runs.
+std::optional<Error> unknown_plan_point(const std::string& plan, const std::string& exe) {
+  auto points = read_compiled_points(exe);
+  if (!points || points->empty()) return std::nullopt;
+  const auto rules = std::get<std::vector<CrashRule>>(parse_crash_plan(plan));
+  for (const auto& r : rules) {
+    if (std::any_of(points->begin(), points->end(),
+                    [&](const PointName& p) { return p.name == r.point; }))
+      continue;
+    std::string known;
+    for (const auto& p : *points) known += (known.empty() ? "" : ", ") + p.name;
+    return usage_error(
+        fmt::format("--plan: unknown crash point '{}' in {}; it has: {}", r.point, exe, known));
+  }
+  return std::nullopt;
+}
+
+// The checks of the spec that need nothing created.
+std::optional<Error> check_spec(const CellSpec& spec) {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
   if (spec.cycles < 1) return usage_error("--cycles must be at least 1");
   // Check the binary before creating anything, so a typo is a usage error (exit 2).
@@ -180,33 +196,20 @@ auto with_cell(const CellSpec& spec, const CellLog& log, Body body)
     auto exe = resolve_executable(spec.target[0]);
     if (!exe) return exe.error();
     if (spec.fault.kind == Fault::Kind::crash_plan) {
-      // An ELF with crash points names them all: reject a typo before anything runs.
-      auto points = read_compiled_points(*exe);
-      if (points && !points->empty()) {
-        auto rules = std::get<std::vector<CrashRule>>(parse_crash_plan(spec.fault.plan));
-        for (const auto& r : rules) {
-          if (std::none_of(points->begin(), points->end(),
-                           [&](const PointName& p) { return p.name == r.point; })) {
-            std::string known;
-            for (const auto& p : *points) known += (known.empty() ? "" : ", ") + p.name;
-            return usage_error(fmt::format("--plan: unknown crash point '{}' in {}; it has: {}",
-                                           r.point, *exe, known));
-          }
-        }
-      }
+      if (auto e = unknown_plan_point(spec.fault.plan, *exe)) return e;
     }
   }
   if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)
     return usage_error("--cycles applies to signal faults; a crash plan runs one cycle");
-  std::optional<Credentials> user;
-  if (spec.user) {
-    auto u = lookup_user(*spec.user);
-    if (!u) return u.error();
-    user = std::move(*u);
-  }
+  return std::nullopt;
+}
+
+// The run dir, owned by `user` when one is given, which must be able to reach it.
+Result<RunDir> create_run_dir(const std::filesystem::path& dir,
+                              const std::optional<Credentials>& user) {
   std::optional<std::pair<uid_t, gid_t>> owner;
   if (user) owner = std::make_pair(user->uid, user->gid);
-  auto run = RunDir::create(spec.run_dir, owner);
+  auto run = RunDir::create(dir, owner);
   if (!run) return run.error();
   if (user) {
     if (auto blocked = unsearchable_ancestor(run->root, *user)) {
@@ -217,38 +220,50 @@ auto with_cell(const CellSpec& spec, const CellLog& log, Body body)
           run->root.string(), user->name, blocked->string()));
     }
   }
+  return run;
+}
+
+// Everything before the first spawn: the checks of the spec, the user, the run dir, the
+// notify receiver. Usage problems come back as an Error.
+Result<detail::CellRun> preflight(const CellSpec& spec, const CellLog& log) {
+  if (auto e = check_spec(spec)) return *e;
+  std::optional<Credentials> user;
+  if (spec.user) {
+    auto u = lookup_user(*spec.user);
+    if (!u) return u.error();
+    user = std::move(*u);
+  }
+  auto run = create_run_dir(spec.run_dir, user);
+  if (!run) return run.error();
   auto rx = NotifyReceiver::bind(run->notify_socket.string(), spec.notify_access,
                                  user ? std::optional<uid_t>(user->uid) : std::nullopt);
   if (!rx) {
     run->remove_unless_kept(false);
     return rx.error();
   }
-  RunDir dir = *run;
-  detail::CellRun cell(spec, log, std::move(*run), std::move(user), std::move(*rx));
-  return body(cell, dir);
+  return detail::CellRun(spec, log, std::move(*run), std::move(user), std::move(*rx));
 }
 
 }  // namespace
 
 Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
-  return with_cell(spec, log, [&](detail::CellRun& cell, RunDir& dir) {
-    CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell.run_crash_plan()
-                                                              : cell.run_signal_fault();
-    r.kept = spec.keep || is_finding(r.outcome) || r.outcome == Outcome::harness_error ||
-             !dir.created_by_us;
-    dir.remove_unless_kept(r.kept);
-    return r;
-  });
+  auto cell = preflight(spec, log);
+  if (!cell) return cell.error();
+  CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
+                                                            : cell->run_signal_fault();
+  const RunDir& dir = cell->run_dir();
+  r.kept = spec.keep || is_finding(r.outcome) || r.outcome == Outcome::harness_error ||
+           !dir.created_by_us;
+  dir.remove_unless_kept(r.kept);
+  return r;
 }
 
 Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
-  auto r = with_cell(spec, log, [&](detail::CellRun& cell, RunDir& dir) {
-    auto d = cell.run_discovery();
-    dir.remove_unless_kept(spec.keep || !d);
-    return d;
-  });
-  if (!r) return r.error();
-  return std::move(*r);
+  auto cell = preflight(spec, log);
+  if (!cell) return cell.error();
+  auto d = cell->run_discovery();
+  cell->run_dir().remove_unless_kept(spec.keep || !d);
+  return d;
 }
 
 }  // namespace crashkit

@@ -1,5 +1,5 @@
 // Internal: the moving parts of one cell, shared by the signal-fault flow (cell.cpp), the
-// crash-plan flow (crash_cell.cpp) and discovery (discover.cpp). Not installed.
+// crash-plan flow (crash_cell.cpp) and discovery (crash_cell.cpp). Not installed.
 #pragma once
 
 #include <fmt/format.h>
@@ -20,6 +20,22 @@
 
 namespace crashkit::detail {
 
+// How a cell ended when it did not pass: the Outcome and its one-line reason. A phase returns
+// std::optional<Verdict>: nullopt means "go on to the next phase".
+struct Verdict {
+  Outcome outcome;
+  std::string reason;
+};
+
+// What a start of the target arms in its crash-point runtime.
+enum class Arm {
+  none,      // a plain start
+  counters,  // CRASHKIT_COUNTERS only: crossings are counted (discovery)
+  plan,      // CRASHKIT_PLAN and CRASHKIT_COUNTERS: the crash plan fires
+};
+
+struct PlanRun;  // crash_cell.cpp: what a crash-plan cell carries from phase to phase
+
 class CellRun {
  public:
   CellRun(const CellSpec& spec, const CellLog& log, RunDir run, std::optional<Credentials> user,
@@ -28,12 +44,9 @@ class CellRun {
 
   CellResult run_signal_fault();      // cell.cpp
   CellResult run_crash_plan();        // crash_cell.cpp
-  Result<Discovery> run_discovery();  // discover.cpp
+  Result<Discovery> run_discovery();  // crash_cell.cpp
 
-  struct Step {
-    Outcome outcome;
-    std::string reason;
-  };
+  const RunDir& run_dir() const { return run_; }
 
  private:
   void say(std::string_view line) const {
@@ -65,11 +78,11 @@ class CellRun {
     return (run_.root / fmt::format("counters.{}.{}", cycle, start_no)).string();
   }
 
-  // Starts the target. `armed`: with CRASHKIT_PLAN. `counted`: with CRASHKIT_COUNTERS.
-  Result<Daemon> start(int cycle, int start_no, bool armed = false, bool counted = false) {
+  // Starts the target for `cycle`; `start_no` numbers the starts (counters and output files).
+  Result<Daemon> start(int cycle, int start_no, Arm arm = Arm::none) {
     std::vector<std::string> more;
-    if (armed) more.push_back("CRASHKIT_PLAN=" + spec_.fault.plan);
-    if (counted || armed) {
+    if (arm == Arm::plan) more.push_back("CRASHKIT_PLAN=" + spec_.fault.plan);
+    if (arm != Arm::none) {
       std::string path = counters_path(cycle, start_no);
       if (!create_crash_counters(path))
         return harness_error(fmt::format("counters file {}: {}", path, std::strerror(errno)));
@@ -93,51 +106,68 @@ class CellRun {
     if (status != nullptr) *status = w.status;
     if (w.what == Daemon::Ready::ready) return std::nullopt;
     std::string tail = last_line(d.stderr_tail());
-    std::string why =
-        w.what == Daemon::Ready::timeout
-            ? fmt::format(
-                  "no READY=1 within {} (raise --ready-timeout, or check the daemon "
-                  "speaks sd_notify)",
-                  format_duration(spec_.ready_timeout))
-            : fmt::format("exited before READY ({})",
-                          w.status ? w.status->describe() : std::string("status unknown"));
+    std::string why = w.what == Daemon::Ready::timeout
+                          ? fmt::format(
+                                "no READY=1 within {} (raise --ready-timeout, or check the daemon "
+                                "speaks sd_notify)",
+                                format_duration(spec_.ready_timeout))
+                          : fmt::format("exited before READY ({})", status_text(w.status));
     if (!tail.empty()) why += fmt::format("; stderr: {}", tail);
     return why;
   }
 
-  std::optional<Step> run_checks(const std::vector<std::string>& checks, int cycle,
-                                 std::string_view kind) {
+  std::optional<Verdict> run_checks(const std::vector<std::string>& checks, int cycle,
+                                    std::string_view kind) {
     for (std::size_t i = 0; i < checks.size(); ++i) {
       auto r = run_shell(shell(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i)),
                          &rx_);
-      if (!r) return Step{Outcome::harness_error, r.error().message};
+      if (!r) return Verdict{Outcome::harness_error, r.error().message};
       if (!r->status.success())
-        return Step{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
-                                                    checks[i], r->describe())};
+        return Verdict{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
+                                                       checks[i], r->describe())};
     }
     return std::nullopt;
   }
 
   // Restart clean after the fault, wait for READY, run the online checks.
-  std::optional<Step> recover_and_check(int cycle, int start_no, CycleResult& cr,
-                                        std::optional<Daemon>& daemon) {
+  std::optional<Verdict> recover_and_check(int cycle, int start_no, CycleResult& cr,
+                                           std::optional<Daemon>& daemon) {
     auto again = start(cycle + 1, start_no);
-    if (!again) return Step{Outcome::harness_error, again.error().message};
+    if (!again) return Verdict{Outcome::harness_error, again.error().message};
     daemon.emplace(std::move(*again));
     Duration recovery{};
     if (auto why = await_ready(*daemon, &recovery))
-      return Step{Outcome::not_ready, fmt::format("cycle {}: after restart: {}", cycle, *why)};
+      return Verdict{Outcome::not_ready, fmt::format("cycle {}: after restart: {}", cycle, *why)};
     cr.recovery = recovery;
     say(fmt::format("cycle {}: recovered, READY after {}", cycle, format_duration(recovery)));
     return run_checks(spec_.check_online, cycle, "online");
   }
 
-  std::optional<Step> apply_signal_fault(Daemon& d, int cycle, CycleResult& cr);
+  std::optional<Verdict> apply_signal_fault(Daemon& d, int cycle, CycleResult& cr);  // cell.cpp
 
-  // How the daemon ended, once it surely has (SIGKILL if it has not): for one-line reasons.
-  static std::string how_it_ended(Daemon& d) {
-    auto s = d.kill().status;
+  // The phases of a crash-plan cell, in order (crash_cell.cpp).
+  std::optional<Verdict> plan_phases(PlanRun& p);
+  std::optional<Verdict> plan_first_start(PlanRun& p);
+  std::optional<Verdict> plan_workload(PlanRun& p, bool armed);
+  Verdict plan_missed(PlanRun& p);
+  std::optional<Verdict> plan_kill(PlanRun& p);
+  std::optional<Verdict> plan_recovery_crash(PlanRun& p);
+  bool planned_fire_seen(PlanRun& p, bool armed);
+
+  // "cycle 0: sigkill -> killed by SIGKILL": the log line after a fault.
+  std::string fault_line(int cycle, const CycleResult& cr) const {
+    return fmt::format("cycle {}: {} -> {}", cycle, spec_.fault.to_string(),
+                       cr.fault_status ? cr.fault_status->describe() : "exited");
+  }
+  // A one-line reason's text for a status that may be missing.
+  static std::string status_text(const std::optional<ExitStatus>& s) {
     return s ? s->describe() : std::string("status unknown");
+  }
+  // How the daemon ended, once it surely has (SIGKILL if it has not): for one-line reasons.
+  static std::string how_it_ended(Daemon& d) { return status_text(d.kill().status); }
+  // No READY: a finding about the daemon, not_ready while it lives, unexpected_exit once dead.
+  static Verdict did_not_get_ready(Daemon& d, std::string reason) {
+    return {d.alive() ? Outcome::not_ready : Outcome::unexpected_exit, std::move(reason)};
   }
   // After a failed workload: did the daemon die under it? A dying daemon closes its sockets
   // before its exit is reported, so it gets a bounded moment to finish before we judge.
@@ -153,12 +183,12 @@ class CellRun {
     return r;
   }
 
-  std::optional<Step> prepare() {
+  std::optional<Verdict> prepare() {
     if (!spec_.prepare) return std::nullopt;
     auto r = run_shell(shell(*spec_.prepare, 0, "prepare.log"));
-    if (!r) return Step{Outcome::harness_error, r.error().message};
+    if (!r) return Verdict{Outcome::harness_error, r.error().message};
     if (!r->status.success())
-      return Step{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
+      return Verdict{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
     return std::nullopt;
   }
 

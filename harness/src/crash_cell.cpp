@@ -11,6 +11,18 @@
 #include "crashkit/crash_plan.hpp"
 
 namespace crashkit::detail {
+
+// What a crash-plan cell carries from phase to phase.
+struct PlanRun {
+  CellResult result;
+  CycleResult cycle;  // a crash plan runs one cycle
+  std::vector<CrashRule> rules;
+  bool on_restart = false;  // armed on the restart (recovery points), not on the first start
+  bool fired = false;       // a planned point reported X_CRASHKIT_FIRED from an armed start
+  std::optional<Daemon> daemon;
+  int next_start = 1;  // the start number of the clean restart
+};
+
 namespace {
 
 bool fired_planned(const NotifyState& s, const std::vector<CrashRule>& rules) {
@@ -32,124 +44,152 @@ std::string crossings_note(const CrossingCounts& counts, const std::vector<Crash
   return out;
 }
 
+// "a@1, b@2", or "7 fires (a@1 ... g@3)" past three.
+std::string fires_note(const std::vector<std::string>& fired) {
+  if (fired.size() <= 3) return fmt::format("{}", fmt::join(fired, ", "));
+  return fmt::format("{} fires ({} ... {})", fired.size(), fired.front(), fired.back());
+}
+
+// Exit code kPlanErrorExit before READY: the daemon's crash-point runtime refused CRASHKIT_PLAN.
+std::optional<Verdict> plan_rejected(const std::optional<ExitStatus>& status,
+                                     const std::string& why) {
+  if (status && status->exited_with(kPlanErrorExit))
+    return Verdict{Outcome::harness_error, "the daemon rejected CRASHKIT_PLAN: " + why};
+  return std::nullopt;
+}
+
 }  // namespace
 
 CellResult CellRun::run_crash_plan() {
-  CellResult result;
-  result.run_dir = run_.root;
-  const auto rules = std::get<std::vector<CrashRule>>(parse_crash_plan(spec_.fault.plan));
-  const bool on_restart = spec_.fault.on_restart;
-  CycleResult cr;
-  auto done = [&](Outcome o, std::string reason) {
-    cr.outcome = o;
-    cr.reason = reason;
-    result.cycles.push_back(cr);
-    return finish(result, o, std::move(reason));
-  };
-  auto note_fired = [&] {
-    rx_.drain();  // the daemon may have reported the fire while we ran the workload
-    const auto& f = rx_.state().fired;
-    for (const auto& x : f)
-      if (std::find(result.fired.begin(), result.fired.end(), x) == result.fired.end())
-        result.fired.push_back(x);
-  };
-  if (auto step = prepare()) return done(step->outcome, step->reason);
+  PlanRun p;
+  p.result.run_dir = run_.root;
+  p.rules = std::get<std::vector<CrashRule>>(parse_crash_plan(spec_.fault.plan));
+  p.on_restart = spec_.fault.on_restart;
+  auto verdict = plan_phases(p);
+  if (verdict) {
+    p.cycle.outcome = verdict->outcome;
+    p.cycle.reason = verdict->reason;
+  }
+  p.result.cycles.push_back(p.cycle);
+  if (verdict) return finish(p.result, verdict->outcome, std::move(verdict->reason));
+  return finish(p.result, Outcome::pass,
+                fmt::format("{} fired, recovered, every check held", fires_note(p.result.fired)));
+}
 
-  // Phase 1: the first start, armed unless the plan targets recovery.
-  auto first = start(0, 0, !on_restart);
-  if (!first) return done(Outcome::harness_error, first.error().message);
-  std::optional<Daemon> daemon(std::move(*first));
-  std::optional<ExitStatus> status;
+// The crash-plan cell phase by phase; nullopt when it passed.
+std::optional<Verdict> CellRun::plan_phases(PlanRun& p) {
+  if (auto v = prepare()) return v;
+  if (auto v = plan_first_start(p)) return v;
+  if (auto v = plan_kill(p)) return v;
+  if (p.on_restart) {
+    if (auto v = plan_recovery_crash(p)) return v;
+  }
+  if (auto v = recover_and_check(0, p.next_start, p.cycle, p.daemon)) return v;
+  p.daemon->stop(SIGTERM, spec_.stop_timeout);
+  return std::nullopt;
+}
+
+// Drains the receiver (the daemon may have reported the fire while the workload ran), keeps
+// every X_CRASHKIT_FIRED value, and tells whether a planned point fired in an armed start.
+bool CellRun::planned_fire_seen(PlanRun& p, bool armed) {
+  rx_.drain();
+  for (const auto& x : rx_.state().fired)
+    if (std::find(p.result.fired.begin(), p.result.fired.end(), x) == p.result.fired.end())
+      p.result.fired.push_back(x);
+  return armed && fired_planned(rx_.state(), p.rules);
+}
+
+// Start 0, armed unless the plan targets recovery: READY, then the workload. nullopt: go on
+// to the kill (the plan fired, or the plan waits for the restart).
+std::optional<Verdict> CellRun::plan_first_start(PlanRun& p) {
+  const bool armed = !p.on_restart;
+  auto first = start(0, 0, armed ? Arm::plan : Arm::none);
+  if (!first) return Verdict{Outcome::harness_error, first.error().message};
+  p.daemon.emplace(std::move(*first));
   Duration elapsed{};
-  auto not_ready = await_ready(*daemon, &elapsed, &status);
-  note_fired();
-  bool fired = !on_restart && fired_planned(rx_.state(), rules);
-  if (not_ready && !fired) {
-    if (status && status->exited_with(kPlanErrorExit))
-      return done(Outcome::harness_error, "the daemon rejected CRASHKIT_PLAN: " + *not_ready);
-    return done(daemon->alive() ? Outcome::not_ready : Outcome::unexpected_exit,
-                "before any fault: " + *not_ready);
+  std::optional<ExitStatus> status;
+  auto not_ready = await_ready(*p.daemon, &elapsed, &status);
+  p.fired = planned_fire_seen(p, armed);
+  if (not_ready) {
+    if (p.fired) return std::nullopt;  // the plan ended the daemon before READY
+    if (auto v = plan_rejected(status, *not_ready)) return v;
+    return did_not_get_ready(*p.daemon, "before any fault: " + *not_ready);
   }
-  if (!not_ready) {
-    result.first_ready = elapsed;
-    if (spec_.workload) {
-      auto w = run_shell(shell(*spec_.workload, 0, "workload.0.log"), &rx_);
-      if (!w) return done(Outcome::harness_error, w.error().message);
-      note_fired();
-      fired = !on_restart && fired_planned(rx_.state(), rules);
-      // A workload that fails because the planned fault hit the daemon is expected; one that
-      // fails with nothing fired is a broken set-up, unless the daemon died under it.
-      if (!w->status.success() && !fired) {
-        if (!died_under_workload(*daemon))
-          return done(Outcome::harness_error, fmt::format("cycle 0: workload {}", w->describe()));
-      }
-    }
-    if (!on_restart && !fired) {
-      if (!daemon->alive())
-        return done(Outcome::unexpected_exit,
-                    fmt::format("cycle 0: daemon died where no crash was planned: {}",
-                                how_it_ended(*daemon)));
-      auto counts = read_crash_counters(counters_path(0, 0));
-      result.armed_crossings = counts;
-      daemon->stop(SIGTERM, spec_.stop_timeout);
-      return done(Outcome::fault_not_reached,
-                  fmt::format("planned crossing not reached: {}", crossings_note(counts, rules)));
-    }
-  }
-  if (!on_restart) result.armed_crossings = read_crash_counters(counters_path(0, 0));
+  p.result.first_ready = elapsed;
+  if (auto v = plan_workload(p, armed)) return v;
+  if (armed && !p.fired) return plan_missed(p);
+  return std::nullopt;
+}
+
+std::optional<Verdict> CellRun::plan_workload(PlanRun& p, bool armed) {
+  if (!spec_.workload) return std::nullopt;
+  auto w = run_shell(shell(*spec_.workload, 0, "workload.0.log"), &rx_);
+  if (!w) return Verdict{Outcome::harness_error, w.error().message};
+  p.fired = planned_fire_seen(p, armed);
+  // A workload that fails because the planned fault hit the daemon is expected; one that
+  // fails with nothing fired is a broken set-up, unless the daemon died under it.
+  if (!w->status.success() && !p.fired && !died_under_workload(*p.daemon))
+    return Verdict{Outcome::harness_error, fmt::format("cycle 0: workload {}", w->describe())};
+  return std::nullopt;
+}
+
+// The armed first start ran its workload and nothing planned fired.
+Verdict CellRun::plan_missed(PlanRun& p) {
+  if (!p.daemon->alive())
+    return {Outcome::unexpected_exit,
+            fmt::format("cycle 0: daemon died where no crash was planned: {}",
+                        how_it_ended(*p.daemon))};
+  p.result.armed_crossings = read_crash_counters(counters_path(0, 0));
+  p.daemon->stop(SIGTERM, spec_.stop_timeout);
+  return {Outcome::fault_not_reached,
+          fmt::format("planned crossing not reached: {}",
+                      crossings_note(p.result.armed_crossings, p.rules))};
+}
+
+// SIGKILL after the first start, then the offline checks.
+std::optional<Verdict> CellRun::plan_kill(PlanRun& p) {
+  if (!p.on_restart) p.result.armed_crossings = read_crash_counters(counters_path(0, 0));
   // A plan whose action did not end the daemon (error, delay, throw caught) is followed by
   // SIGKILL; recovery-targeted plans need the SIGKILL to leave work for recovery.
-  cr.fault_status = daemon->kill().status;
-  daemon.reset();
-  say(fmt::format("cycle 0: {} -> {}", spec_.fault.to_string(),
-                  cr.fault_status ? cr.fault_status->describe() : "exited"));
-  if (auto step = run_checks(spec_.check_offline, 0, "offline"))
-    return done(step->outcome, step->reason);
+  p.cycle.fault_status = p.daemon->kill().status;
+  p.daemon.reset();
+  say(fault_line(0, p.cycle));
+  return run_checks(spec_.check_offline, 0, "offline");
+}
 
-  int next_start = 1;
-  if (on_restart) {
-    // Phase 2: restart armed, so the plan fires inside recovery.
-    auto armed = start(1, next_start, true);
-    if (!armed) return done(Outcome::harness_error, armed.error().message);
-    daemon.emplace(std::move(*armed));
-    auto why = await_ready(*daemon, &elapsed, &status);
-    note_fired();
-    result.armed_crossings = read_crash_counters(counters_path(1, next_start));
-    bool rfired = fired_planned(rx_.state(), rules);
-    if (!rfired) {
-      if (why && status && status->exited_with(kPlanErrorExit))
-        return done(Outcome::harness_error, "the daemon rejected CRASHKIT_PLAN: " + *why);
-      if (why)
-        return done(daemon->alive() ? Outcome::not_ready : Outcome::unexpected_exit,
-                    "cycle 0: restart before the planned recovery crash: " + *why);
-      daemon->stop(SIGTERM, spec_.stop_timeout);
-      return done(Outcome::fault_not_reached,
-                  fmt::format("planned recovery crossing not reached: {}",
-                              crossings_note(result.armed_crossings, rules)));
+// The restart armed, so the plan fires inside recovery; then the offline checks again.
+std::optional<Verdict> CellRun::plan_recovery_crash(PlanRun& p) {
+  auto armed = start(1, p.next_start, Arm::plan);
+  if (!armed) return Verdict{Outcome::harness_error, armed.error().message};
+  p.daemon.emplace(std::move(*armed));
+  std::optional<ExitStatus> status;
+  auto not_ready = await_ready(*p.daemon, nullptr, &status);
+  p.fired = planned_fire_seen(p, true);
+  p.result.armed_crossings = read_crash_counters(counters_path(1, p.next_start));
+  if (!p.fired) {
+    if (not_ready) {
+      if (auto v = plan_rejected(status, *not_ready)) return v;
+      return did_not_get_ready(*p.daemon,
+                               "cycle 0: restart before the planned recovery crash: " + *not_ready);
     }
-    daemon->kill();
-    daemon.reset();
-    say("cycle 0: crash inside recovery fired");
-    if (auto step = run_checks(spec_.check_offline, 0, "offline"))
-      return done(step->outcome, step->reason);
-    ++next_start;
+    p.daemon->stop(SIGTERM, spec_.stop_timeout);
+    return Verdict{Outcome::fault_not_reached,
+                   fmt::format("planned recovery crossing not reached: {}",
+                               crossings_note(p.result.armed_crossings, p.rules))};
   }
-  if (auto step = recover_and_check(0, next_start, cr, daemon))
-    return done(step->outcome, step->reason);
-  daemon->stop(SIGTERM, spec_.stop_timeout);
-  result.cycles.push_back(cr);
-  std::string fires = result.fired.size() <= 3
-                          ? fmt::format("{}", fmt::join(result.fired, ", "))
-                          : fmt::format("{} fires ({} ... {})", result.fired.size(),
-                                        result.fired.front(), result.fired.back());
-  return finish(result, Outcome::pass, fmt::format("{} fired, recovered, every check held", fires));
+  p.daemon->kill();
+  p.daemon.reset();
+  say("cycle 0: crash inside recovery fired");
+  if (auto v = run_checks(spec_.check_offline, 0, "offline")) return v;
+  ++p.next_start;
+  return std::nullopt;
 }
 
 Result<Discovery> CellRun::run_discovery() {
   Discovery d;
   d.run_dir = run_.root;
-  if (auto step = prepare()) return harness_error(step->reason);
-  auto first = start(0, 0, false, true);
+  if (auto v = prepare()) return harness_error(v->reason);
+  auto first = start(0, 0, Arm::counters);
   if (!first) return first.error();
   std::optional<Daemon> daemon(std::move(*first));
   if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery: " + *why);
@@ -160,7 +200,7 @@ Result<Discovery> CellRun::run_discovery() {
   }
   daemon->kill();
   d.run = read_crash_counters(counters_path(0, 0));
-  auto again = start(1, 1, false, true);
+  auto again = start(1, 1, Arm::counters);
   if (!again) return again.error();
   daemon.emplace(std::move(*again));
   if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery restart: " + *why);
