@@ -74,105 +74,174 @@ std::string repro_command(const CellSpec& s) {
   return prefix.empty() ? cmd : "env " + prefix + cmd;
 }
 
-Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o) {
-  MatrixPlan plan;
-  plan.seed = o.seed;
+namespace {
+
+// What discovery found out about the target before its cells are listed.
+struct Coverage {
+  Discovery counts;                 // crossings in the run and in recovery
+  std::vector<PointName> compiled;  // the points compiled into the target (may be empty)
+  std::set<std::string> crossed;    // points crossed in the run or in recovery
+};
+
+std::uint64_t count_of(const CrossingCounts& counts, const std::string& point) {
+  auto it = counts.find(point);
+  return it == counts.end() ? 0 : it->second;
+}
+
+// Runs discovery when a fault needs crash points, and reads the target's compiled points.
+Result<Coverage> discover_coverage(const MatrixSpec& spec, const CellLog& log) {
+  Coverage c;
   bool needs_discovery = std::any_of(spec.faults.begin(), spec.faults.end(), [](const auto& f) {
     return f.kind == MatrixFault::Kind::crash_points;
   });
-  Discovery disc;
-  std::vector<PointName> compiled;
-  if (needs_discovery) {
-    CellSpec ds = spec.base;
-    ds.fault = Fault{};
-    auto d = discover(ds, o.log);
-    if (!d) return d.error();
-    disc = std::move(*d);
-    auto exe = resolve_executable(spec.base.target[0]);
-    if (exe) {
-      auto pts = read_compiled_points(*exe);
-      if (pts) compiled = *pts;
-    }
+  if (!needs_discovery) return c;
+  CellSpec ds = spec.base;
+  ds.fault = Fault{};
+  auto d = discover(ds, log);
+  if (!d) return d.error();
+  c.counts = std::move(*d);
+  if (auto exe = resolve_executable(spec.base.target[0])) {
+    if (auto pts = read_compiled_points(*exe)) c.compiled = *pts;
   }
-  std::mt19937_64 rng(o.seed);
-  std::set<std::string> crossed;
-  for (const auto& [n, c] : disc.run)
-    if (c > 0) crossed.insert(n);
-  for (const auto& [n, c] : disc.recovery)
-    if (c > 0) crossed.insert(n);
-  for (const auto& p : compiled)
-    if (!crossed.count(p.name)) plan.uncovered.push_back(p.name);
+  for (const auto* counts : {&c.counts.run, &c.counts.recovery})
+    for (const auto& [name, n] : *counts)
+      if (n > 0) c.crossed.insert(name);
+  return c;
+}
 
-  auto add = [&](std::string id, CellSpec s, std::string point = {}, std::uint64_t crossing = 0) {
-    plan.cells.push_back({std::move(id), std::move(s), std::move(point), crossing});
-  };
-  for (const auto& f : spec.faults) {
-    CellSpec s = spec.base;
+// Compiled points the discovery run never crossed.
+std::vector<std::string> uncovered_points(const Coverage& c) {
+  std::vector<std::string> out;
+  for (const auto& p : c.compiled)
+    if (!c.crossed.count(p.name)) out.push_back(p.name);
+  return out;
+}
+
+// "recovery_wal_append_write_at_3_kill".
+std::string crash_cell_id(const std::string& point, std::uint64_t crossing,
+                          const std::string& action, bool recovery) {
+  return fmt::format("{}{}_at_{}_{}", recovery ? "recovery_" : "", slug(point), crossing,
+                     action_slug(action));
+}
+
+// Lists the cells of a matrix fault by fault, in a stable order; the seed picks the samples.
+class CellLister {
+ public:
+  CellLister(const MatrixSpec& spec, const Coverage& coverage, std::uint64_t seed)
+      : spec_(spec), coverage_(coverage), rng_(seed) {}
+
+  Status add_fault(const MatrixFault& f) {
+    if (f.kind == MatrixFault::Kind::crash_points) return add_crash_cells(f);
+    add_signal_cells(f);
+    return ok();
+  }
+
+  std::vector<MatrixCell> take() { return std::move(cells_); }
+
+ private:
+  void add(std::string id, Fault fault, std::string point = {}, std::uint64_t crossing = 0) {
+    CellSpec s = spec_.base;
+    s.fault = std::move(fault);
+    cells_.push_back({std::move(id), std::move(s), std::move(point), crossing});
+  }
+
+  void add_signal_cells(const MatrixFault& f) {
     if (f.kind == MatrixFault::Kind::sigterm) {
-      s.fault = *Fault::parse("sigterm");
-      add("sigterm", s);
-    } else if (f.kind == MatrixFault::Kind::sigkill) {
-      if (f.after.empty()) {
-        s.fault = *Fault::parse("sigkill");
-        add("sigkill", s);
-      }
-      for (auto d : f.after) {
-        s.fault = Fault{Fault::Kind::sigkill_after, d, {}, false};
-        add("sigkill_after_" + slug(format_duration(d)), s);
-      }
-    } else {
-      std::vector<std::string> points = f.points;
-      if (points.empty())
-        for (const auto& n : crossed) points.push_back(n);
-      for (const auto& p : f.points) {
-        bool known = compiled.empty() || std::any_of(compiled.begin(), compiled.end(),
-                                                     [&](auto& c) { return c.name == p; });
-        if (!known)
-          return usage_error(
-              fmt::format("{}: crash_points names unknown point '{}'; "
-                          "`crashkit points {}` lists them",
-                          spec.file.string(), p, spec.base.target[0]));
-      }
-      for (const auto& p : points) {
-        for (bool recovery : {false, true}) {
-          if (recovery && f.phase == MatrixFault::Phase::run) continue;
-          if (!recovery && f.phase == MatrixFault::Phase::recovery) continue;
-          const auto& counts = recovery ? disc.recovery : disc.run;
-          auto it = counts.find(p);
-          std::uint64_t have = it == counts.end() ? 0 : it->second;
-          std::vector<std::uint64_t> xs;
-          if (!f.crossings.empty()) {
-            // Explicit crossings run even beyond the discovered count (then: fault_not_reached),
-            // but only in the phase where the point is crossed at all.
-            if (have > 0 || (f.points.size() && !recovery && disc.recovery[p] == 0))
-              xs = f.crossings;
-          } else {
-            for (std::uint64_t i = 1; i <= have; ++i) xs.push_back(i);
-            if (f.sample && xs.size() > *f.sample) {
-              std::shuffle(xs.begin(), xs.end(), rng);
-              xs.resize(*f.sample);
-              std::sort(xs.begin(), xs.end());
-            }
-          }
-          for (auto x : xs) {
-            auto fault = Fault::crash(fmt::format("{}@{}={}", p, x, f.action), recovery);
-            if (!fault) return fault.error();
-            s.fault = *fault;
-            add(fmt::format("{}{}_at_{}_{}", recovery ? "recovery_" : "", slug(p), x,
-                            action_slug(f.action)),
-                s, p, x);
-          }
+      add("sigterm", *Fault::parse("sigterm"));
+      return;
+    }
+    if (f.after.empty()) add("sigkill", *Fault::parse("sigkill"));
+    for (auto d : f.after)
+      add("sigkill_after_" + slug(format_duration(d)),
+          Fault{Fault::Kind::sigkill_after, d, {}, false});
+  }
+
+  // One cell per point x phase x crossing.
+  Status add_crash_cells(const MatrixFault& f) {
+    if (auto s = check_named_points(f); !s) return s;
+    std::vector<std::string> points = f.points;
+    if (points.empty()) points.assign(coverage_.crossed.begin(), coverage_.crossed.end());
+    for (const auto& p : points) {
+      for (bool recovery : {false, true}) {
+        if (f.phase == (recovery ? MatrixFault::Phase::run : MatrixFault::Phase::recovery))
+          continue;
+        for (auto x : crossings(f, p, recovery)) {
+          auto fault = Fault::crash(fmt::format("{}@{}={}", p, x, f.action), recovery);
+          if (!fault) return fault.error();
+          add(crash_cell_id(p, x, f.action, recovery), *fault, p, x);
         }
       }
     }
+    return ok();
   }
+
+  // A named point must be compiled into the target (when the target lists its points).
+  Status check_named_points(const MatrixFault& f) const {
+    const auto& compiled = coverage_.compiled;
+    for (const auto& p : f.points) {
+      bool known = compiled.empty() || std::any_of(compiled.begin(), compiled.end(),
+                                                   [&](auto& c) { return c.name == p; });
+      if (!known)
+        return usage_error(fmt::format(
+            "{}: crash_points names unknown point '{}'; `crashkit points {}` lists them",
+            spec_.file.string(), p, spec_.base.target[0]));
+    }
+    return ok();
+  }
+
+  // The crossings of `point` that get a cell in the run (or recovery) phase.
+  std::vector<std::uint64_t> crossings(const MatrixFault& f, const std::string& point,
+                                       bool recovery) {
+    const Discovery& d = coverage_.counts;
+    const std::uint64_t have = count_of(recovery ? d.recovery : d.run, point);
+    if (!f.crossings.empty()) {
+      // Explicit crossings run even beyond the discovered count (then: fault_not_reached),
+      // but only in the phase where the point is crossed at all; a named point that recovery
+      // never crosses gets its run cells.
+      bool in_phase =
+          have > 0 || (!f.points.empty() && !recovery && count_of(d.recovery, point) == 0);
+      return in_phase ? f.crossings : std::vector<std::uint64_t>{};
+    }
+    std::vector<std::uint64_t> xs;
+    for (std::uint64_t i = 1; i <= have; ++i) xs.push_back(i);
+    if (f.sample && xs.size() > *f.sample) {
+      std::shuffle(xs.begin(), xs.end(), rng_);
+      xs.resize(*f.sample);
+      std::sort(xs.begin(), xs.end());
+    }
+    return xs;
+  }
+
+  const MatrixSpec& spec_;
+  const Coverage& coverage_;
+  std::mt19937_64 rng_;
+  std::vector<MatrixCell> cells_;
+};
+
+// Every Nth cell, starting at `index`.
+std::vector<MatrixCell> shard_of(std::vector<MatrixCell> cells, std::size_t index,
+                                 std::size_t count) {
+  if (count <= 1) return cells;
+  std::vector<MatrixCell> mine;
+  for (std::size_t i = 0; i < cells.size(); ++i)
+    if (i % count == index) mine.push_back(std::move(cells[i]));
+  return mine;
+}
+
+}  // namespace
+
+Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o) {
+  auto coverage = discover_coverage(spec, o.log);
+  if (!coverage) return coverage.error();
+  MatrixPlan plan;
+  plan.seed = o.seed;
+  plan.uncovered = uncovered_points(*coverage);
+  CellLister lister(spec, *coverage, o.seed);
+  for (const auto& f : spec.faults)
+    if (auto s = lister.add_fault(f); !s) return s.error();
+  plan.cells = lister.take();
   plan.total_before_shard = plan.cells.size();
-  if (o.shard_count > 1) {
-    std::vector<MatrixCell> mine;
-    for (std::size_t i = 0; i < plan.cells.size(); ++i)
-      if (i % o.shard_count == o.shard_index) mine.push_back(std::move(plan.cells[i]));
-    plan.cells = std::move(mine);
-  }
+  plan.cells = shard_of(std::move(plan.cells), o.shard_index, o.shard_count);
   return plan;
 }
 
