@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "../src/parse_number.hpp"  // the library's private number parser, shared with the CLI
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
 #include "run_command.hpp"
@@ -59,12 +60,11 @@ bool parse_shard(const std::string& text, std::size_t& index, std::size_t& count
   }
   auto slash = s.find('/');
   if (slash == std::string::npos) return false;
-  try {
-    index = std::stoul(s.substr(0, slash));
-    count = std::stoul(s.substr(slash + 1));
-  } catch (...) {
-    return false;
-  }
+  auto i = parse_number<std::size_t>(std::string_view(s).substr(0, slash));
+  auto n = parse_number<std::size_t>(std::string_view(s).substr(slash + 1));
+  if (!i || !n) return false;
+  index = *i;
+  count = *n;
   return count >= 1 && index < count;
 }
 
@@ -74,12 +74,10 @@ int execute(const MatrixOptions& o) {
     return usage(fmt::format("--shard '{}': write I/N with 0 <= I < N (e.g. 0/4)", o.shard));
   if (o.seed.empty()) {
     ex.seed = std::random_device{}();
+  } else if (auto seed = parse_number<std::uint64_t>(o.seed)) {
+    ex.seed = *seed;
   } else {
-    try {
-      ex.seed = std::stoull(o.seed);
-    } catch (...) {
-      return usage(fmt::format("--seed '{}': a whole number", o.seed));
-    }
+    return usage(fmt::format("--seed '{}': a whole number", o.seed));
   }
   if (!o.keep_failed.empty()) {
     std::error_code ec;

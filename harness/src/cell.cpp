@@ -252,8 +252,7 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
                                                             : cell->run_signal_fault();
   const RunDir& dir = cell->run_dir();
-  r.kept = spec.keep || is_finding(r.outcome) || r.outcome == Outcome::harness_error ||
-           !dir.created_by_us;
+  r.kept = spec.keep || needs_attention(r.outcome) || !dir.created_by_us;
   dir.remove_unless_kept(r.kept);
   return r;
 }

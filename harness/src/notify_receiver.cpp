@@ -9,20 +9,13 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <cstddef>
 #include <cstring>
 
+#include "parse_number.hpp"
+
 namespace crashkit {
 namespace {
-
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-  T v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 bool fill_address(const std::string& address, sockaddr_un& sa, socklen_t& len) {
   sa = {};

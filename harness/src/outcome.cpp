@@ -1,34 +1,37 @@
 #include "crashkit/harness/outcome.hpp"
 
-#include <array>
-#include <utility>
-
 namespace crashkit {
-namespace {
-constexpr std::array<std::pair<Outcome, std::string_view>, 6> kNames{{
-    {Outcome::pass, "pass"},
-    {Outcome::violation, "violation"},
-    {Outcome::not_ready, "not_ready"},
-    {Outcome::unexpected_exit, "unexpected_exit"},
-    {Outcome::fault_not_reached, "fault_not_reached"},
-    {Outcome::harness_error, "harness_error"},
-}};
-}  // namespace
 
 std::string_view to_string(Outcome o) {
-  for (auto [value, name] : kNames)
-    if (value == o) return name;
+  switch (o) {
+    case Outcome::pass:
+      return "pass";
+    case Outcome::violation:
+      return "violation";
+    case Outcome::not_ready:
+      return "not_ready";
+    case Outcome::unexpected_exit:
+      return "unexpected_exit";
+    case Outcome::fault_not_reached:
+      return "fault_not_reached";
+    case Outcome::harness_error:
+      return "harness_error";
+  }
   return "unknown";
 }
 
 std::optional<Outcome> outcome_from_string(std::string_view s) {
-  for (auto [value, name] : kNames)
-    if (name == s) return value;
+  for (auto o : kOutcomes)
+    if (to_string(o) == s) return o;
   return std::nullopt;
 }
 
 bool is_finding(Outcome o) {
   return o == Outcome::violation || o == Outcome::not_ready || o == Outcome::unexpected_exit;
+}
+
+bool needs_attention(Outcome o) {
+  return is_finding(o) || o == Outcome::harness_error;
 }
 
 int exit_code_for(Outcome o) {

@@ -33,12 +33,11 @@ std::string matrix_summary(const std::vector<MatrixResult>& results, const Matri
   if (plan.total_before_shard != results.size())
     out += fmt::format(", this shard of {} cells", plan.total_before_shard);
   out += "\n";
-  for (auto o : {Outcome::pass, Outcome::violation, Outcome::not_ready, Outcome::unexpected_exit,
-                 Outcome::fault_not_reached, Outcome::harness_error})
+  for (auto o : kOutcomes)
     if (counts[o] > 0) out += fmt::format("  {:<18} {}\n", to_string(o), counts[o]);
   bool header = false;
   for (const auto& r : results) {
-    if (!is_finding(r.result.outcome) && r.result.outcome != Outcome::harness_error) continue;
+    if (!needs_attention(r.result.outcome)) continue;
     if (!header) out += "findings:\n";
     header = true;
     out += fmt::format("  {} [{}] {}\n    repro: {}\n", r.cell.id, to_string(r.result.outcome),

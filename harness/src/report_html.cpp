@@ -15,13 +15,6 @@ namespace {
 using markup::escape;
 using markup::secs;
 
-constexpr Outcome kOutcomes[] = {Outcome::pass,
-                                 Outcome::violation,
-                                 Outcome::not_ready,
-                                 Outcome::unexpected_exit,
-                                 Outcome::fault_not_reached,
-                                 Outcome::harness_error};
-
 constexpr int kSignalW = 130;  // a signal cell's box, wide enough for its id
 
 const char* colour(Outcome o) {
@@ -194,7 +187,7 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
   std::size_t findings = 0;
   for (const auto& r : results) {
     ++counts[r.result.outcome];
-    findings += is_finding(r.result.outcome) || r.result.outcome == Outcome::harness_error;
+    findings += needs_attention(r.result.outcome);
   }
   std::string h = fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -223,7 +216,7 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
   } else {
     h += "<table><tr><th>cell</th><th>outcome</th><th>reason and repro</th></tr>\n";
     for (const auto& r : results) {
-      if (!is_finding(r.result.outcome) && r.result.outcome != Outcome::harness_error) continue;
+      if (!needs_attention(r.result.outcome)) continue;
       h += fmt::format(
           "<tr><td>{}</td><td style=\"color:{};font-weight:600\">{}</td><td>{}<code>{}</code>{}"
           "</td></tr>\n",

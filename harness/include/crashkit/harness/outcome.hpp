@@ -5,6 +5,7 @@
 //   if (is_finding(o)) return exit_code_for(o);  // 1
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string_view>
 
@@ -19,6 +20,14 @@ enum class Outcome {
   harness_error,      // the harness itself failed
 };
 
+// Every Outcome, in the order reports list them.
+inline constexpr std::array<Outcome, 6> kOutcomes = {Outcome::pass,
+                                                     Outcome::violation,
+                                                     Outcome::not_ready,
+                                                     Outcome::unexpected_exit,
+                                                     Outcome::fault_not_reached,
+                                                     Outcome::harness_error};
+
 namespace exit_code {
 inline constexpr int ok = 0;             // no findings
 inline constexpr int finding = 1;        // at least one finding
@@ -29,6 +38,8 @@ inline constexpr int harness_error = 3;  // infrastructure failure
 std::string_view to_string(Outcome o);
 std::optional<Outcome> outcome_from_string(std::string_view s);
 bool is_finding(Outcome o);
+// Listed under "findings" in the reports and keeps its run dir: a finding or a harness error.
+bool needs_attention(Outcome o);
 int exit_code_for(Outcome o);
 
 }  // namespace crashkit
