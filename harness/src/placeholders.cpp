@@ -5,6 +5,8 @@
 #include <array>
 #include <string>
 
+#include "crashkit/crash_protocol.hpp"
+
 extern char** environ;
 
 namespace crashkit {
@@ -48,8 +50,9 @@ std::vector<std::string> Placeholders::apply(const std::vector<std::string>& tex
 std::vector<std::string> child_environment(const std::vector<std::string>& extra) {
   auto key_of = [](std::string_view kv) { return kv.substr(0, kv.find('=')); };
   auto dropped = [&](std::string_view key) {
-    if (key == "NOTIFY_SOCKET" || key.starts_with("WATCHDOG_") || key.starts_with("LISTEN_"))
-      return true;
+    // The harness's own supervisor's variables, and a cell's crash plan inherited from the
+    // harness's environment: only `extra` gives the target its plan.
+    if (is_service_manager_variable(key) || is_crash_point_variable(key)) return true;
     for (const auto& e : extra)
       if (key_of(e) == key) return true;
     return false;

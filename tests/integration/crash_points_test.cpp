@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -186,6 +187,30 @@ TEST(CrashPointsCli, DiscoveryCountsAreExact) {
   EXPECT_EQ(j["recover.begin"]["recovery"], 1);
   EXPECT_EQ(j["recover.record"]["run"], 0);
   EXPECT_EQ(j["recover.record"]["recovery"], 7);
+}
+
+// Only the target of a cell is armed: never the harness, nor the workload and checks it spawns,
+// even when the harness itself was started with a plan in its environment.
+TEST(CrashPlanScope, TheHarnessIgnoresAPlanInItsOwnEnvironment) {
+  auto r = test::run_cli({kCli, "--help"}, std::chrono::minutes(1), {"CRASHKIT_PLAN=x@1=kill"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+}
+
+TEST(CrashPlanScope, AnInheritedPlanReachesNoChild) {
+  const std::string unarmed = "test -z \"${CRASHKIT_PLAN-}${CRASHKIT_COUNTERS-}\" && ";
+  auto argv = pointd_run({});
+  auto workload = std::find(argv.begin(), argv.end(), "--workload") + 1;
+  *workload = unarmed + *workload;
+  auto check = std::find(argv.begin(), argv.end(), "--check") + 1;
+  *check = unarmed + *check;
+  // Inherited by the target, this plan would kill it at its first append: unexpected_exit.
+  auto r = test::run_cli(argv, std::chrono::minutes(2), {"CRASHKIT_PLAN=append.before@1=kill"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  // In a plan cell the target is armed (the planned point fires), the commands still are not.
+  argv.insert(argv.begin() + 3, {"--plan", "append.after_write@4=kill"});
+  r = test::run_cli(argv, std::chrono::minutes(2), {"CRASHKIT_PLAN=append.before@1=kill"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  EXPECT_NE(r.output.find("append.after_write@4 fired"), std::string::npos) << r.output;
 }
 
 }  // namespace

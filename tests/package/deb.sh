@@ -30,7 +30,7 @@ for f in usr/bin/crashkit usr/include/crashkit/supervisor.hpp usr/include/crashk
          usr/include/crashkit/harness/matrix.hpp usr/include/crashkit/testing/gtest.hpp; do
   [[ -e "$root/$f" ]] || fail "missing $f"
 done
-for f in libcrashkit_supervisor.a libcrashkit_crash_point.a libcrashkit_harness.a \
+for f in libcrashkit_supervisor.a libcrashkit_crash_point.a libcrashkit_crash_point_protocol.a libcrashkit_harness.a \
          libcrashkit_testing.a cmake/crashkit/crashkitConfig.cmake \
          pkgconfig/crashkit-supervisor.pc pkgconfig/crashkit-harness.pc; do
   [[ -n $(find "$root/usr/lib" -path "*/$f") ]] || fail "missing usr/lib/.../$f"

@@ -1,10 +1,9 @@
 // Crash points inside this test binary: registration, counting and the in-process mode.
-#include "crashkit/crash_point.hpp"
-
 #include <gtest/gtest.h>
 
 #include <thread>
 
+#include "crashkit/crash_point.hpp"
 #include "crashkit/crash_point_control.hpp"
 #include "crashkit/testing/crash.hpp"
 

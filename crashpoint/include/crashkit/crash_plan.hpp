@@ -48,5 +48,7 @@ std::string format_crash_plan(const std::vector<CrashRule>& rules);
 // "ENOSPC" -> 28; 0 if unknown. And back: 28 -> "ENOSPC".
 int errno_from_name(std::string_view name);
 const char* errno_name(int e);
+// The action's name in the grammar: "kill", "exit", "error", ... (async-signal-safe).
+const char* action_name(CrashRule::Action a);
 
 }  // namespace crashkit

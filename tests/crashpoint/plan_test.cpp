@@ -1,9 +1,12 @@
 // The CRASHKIT_PLAN grammar: valid plans, round trips, triggers, and every error.
-#include "crashkit/crash_plan.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <string>
+
+#include "crashkit/crash_plan.hpp"
+#include "crashkit/crash_protocol.hpp"
 
 namespace crashkit {
 namespace {
@@ -72,6 +75,53 @@ TEST(CrashPlan, RejectsWithOneLineNamingTheRule) {
   std::string m = err("p@1=explode");
   EXPECT_NE(m.find("rule 'p@1=explode'"), std::string::npos);
   EXPECT_EQ(m.find('\n'), std::string::npos);
+}
+
+TEST(CrashPlan, RejectsADelayThatDoesNotFitInsteadOfWrappingIt) {
+  EXPECT_NE(err("p@1=delay(18446744074s)").find("bad delay"), std::string::npos);
+  EXPECT_NE(err("p@1=delay(9999999999s)").find("bad delay"), std::string::npos);
+  EXPECT_EQ(ok("p@1=delay(9223372036s)")[0].delay_ns, 9223372036'000'000'000);
+}
+
+TEST(CrashPlan, ActionNamesAreTheGrammarsWords) {
+  for (auto a : {CrashRule::Action::kill, CrashRule::Action::abort, CrashRule::Action::segv,
+                 CrashRule::Action::throw_, CrashRule::Action::hang, CrashRule::Action::pause}) {
+    auto rules = ok(std::string("p@1=") + action_name(a));
+    ASSERT_EQ(rules.size(), 1u);
+    EXPECT_EQ(rules[0].action, a);
+  }
+}
+
+TEST(CrashProtocol, VariableOwnership) {
+  EXPECT_TRUE(is_crash_point_variable("CRASHKIT_PLAN"));
+  EXPECT_TRUE(is_crash_point_variable("CRASHKIT_COUNTERS"));
+  EXPECT_FALSE(is_crash_point_variable("CRASHKIT_RUN_DIR"));
+  for (auto k : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"})
+    EXPECT_TRUE(is_service_manager_variable(k)) << k;
+  EXPECT_FALSE(is_service_manager_variable("HOME"));
+}
+
+TEST(CrashProtocol, UnixAddressesPathAndAbstract) {
+  sockaddr_un sa;
+  socklen_t len = 0;
+  ASSERT_TRUE(unix_address("/run/n.sock", sa, len));
+  EXPECT_STREQ(sa.sun_path, "/run/n.sock");
+  EXPECT_EQ(len, offsetof(sockaddr_un, sun_path) + 12);
+  ASSERT_TRUE(unix_address("@abs", sa, len));
+  EXPECT_EQ(sa.sun_path[0], '\0');
+  EXPECT_EQ(std::string(sa.sun_path + 1, 3), "abs");
+  EXPECT_EQ(len, offsetof(sockaddr_un, sun_path) + 4);
+  EXPECT_FALSE(unix_address("", sa, len));
+  EXPECT_FALSE(unix_address(std::string(sizeof sa.sun_path, 'x'), sa, len));
+}
+
+TEST(CrashProtocol, ParseNumberTakesWholeInRangeNumbersOnly) {
+  EXPECT_EQ(parse_number<int>("42"), 42);
+  EXPECT_EQ(parse_number<int>(""), std::nullopt);
+  EXPECT_EQ(parse_number<int>("4x"), std::nullopt);
+  EXPECT_EQ(parse_number<int>(" 4"), std::nullopt);
+  EXPECT_EQ(parse_number<int>("99999999999"), std::nullopt);
+  EXPECT_EQ(parse_number<std::uint64_t>("-1"), std::nullopt);
 }
 
 TEST(CrashPlan, ErrnoNames) {

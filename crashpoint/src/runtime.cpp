@@ -6,13 +6,9 @@
 // the `throw` action, which by nature allocates an exception. Arming (before main) allocates
 // freely and is single-threaded.
 #define CRASHKIT_CRASH_POINTS 1
-#include "crashkit/crash_point.hpp"
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,12 +20,13 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
-#include "crashkit/crash_counters.hpp"
-#include "crashkit/crash_plan.hpp"
+#include "crashkit/crash_point.hpp"
 #include "crashkit/crash_point_control.hpp"
+#include "crashkit/crash_protocol.hpp"
 #include "crashkit/testing/crash.hpp"
 
 using crashkit::detail::Site;
@@ -76,8 +73,9 @@ std::span<Site> sites() {
 struct Buf {
   char data[320];
   std::size_t len = 0;
-  void add(const char* s) {
-    while (*s != '\0' && len < sizeof data) data[len++] = *s++;
+  void add(std::string_view s) {
+    for (char c : s)
+      if (len < sizeof data) data[len++] = c;
   }
   void add_u64(std::uint64_t v) {
     char tmp[24];
@@ -90,33 +88,10 @@ struct Buf {
   }
 };
 
-const char* action_name(CrashRule::Action a) {
-  switch (a) {
-    case CrashRule::Action::kill:
-      return "kill";
-    case CrashRule::Action::abort:
-      return "abort";
-    case CrashRule::Action::segv:
-      return "segv";
-    case CrashRule::Action::throw_:
-      return "throw";
-    case CrashRule::Action::hang:
-      return "hang";
-    case CrashRule::Action::pause:
-      return "pause";
-    case CrashRule::Action::exit:
-      return "exit";
-    case CrashRule::Action::error:
-      return "error";
-    case CrashRule::Action::delay:
-      return "delay";
-  }
-  return "?";
-}
-
 int fire(const Site& s, const CrashRule& r, std::uint64_t crossing) {
   Buf note;
-  note.add("X_CRASHKIT_FIRED=");
+  note.add(kFiredKey);
+  note.add("=");
   note.add(s.name);
   note.add("@");
   note.add_u64(crossing);
@@ -197,14 +172,7 @@ CounterFileHeader* map_counters(const char* path) {
 
 void open_notify() {
   const char* path = getenv("NOTIFY_SOCKET");
-  if (path == nullptr || *path == '\0') return;
-  std::size_t len = std::strlen(path);
-  if (len >= sizeof g_notify_addr.sun_path) return;
-  g_notify_addr.sun_family = AF_UNIX;
-  std::memcpy(g_notify_addr.sun_path, path, len);
-  bool abstract = path[0] == '@';
-  if (abstract) g_notify_addr.sun_path[0] = '\0';
-  g_notify_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
+  if (path == nullptr || !unix_address(path, g_notify_addr, g_notify_len)) return;
   g_notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 }
 
@@ -308,39 +276,5 @@ void end_scope() {
 }
 
 }  // namespace testing::detail
-
-bool create_crash_counters(const std::string& path) {
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  CounterFileHeader h{};
-  std::memcpy(h.magic, "CKCOUNT1", 8);
-  h.capacity = kCounterCapacity;
-  bool ok = ftruncate(fd, static_cast<off_t>(kCounterFileSize)) == 0 &&
-            pwrite(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h);
-  int e = errno;
-  close(fd);
-  errno = e;
-  return ok;
-}
-
-std::map<std::string, std::uint64_t> read_crash_counters(const std::string& path) {
-  std::map<std::string, std::uint64_t> out;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  void* p = mmap(nullptr, kCounterFileSize, PROT_READ, MAP_SHARED, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) return out;
-  const auto* h = static_cast<const CounterFileHeader*>(p);
-  if (std::memcmp(h->magic, "CKCOUNT1", 8) == 0) {
-    const auto* e = reinterpret_cast<const CounterEntry*>(h + 1);
-    std::uint32_t used = std::min(h->used, kCounterCapacity);
-    for (std::uint32_t i = 0; i < used; ++i) {
-      std::string name(e[i].name, strnlen(e[i].name, sizeof e[i].name));
-      out[name] = std::atomic_ref<const std::uint64_t>(e[i].count).load(std::memory_order_relaxed);
-    }
-  }
-  munmap(p, kCounterFileSize);
-  return out;
-}
 
 }  // namespace crashkit
