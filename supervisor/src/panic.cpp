@@ -14,6 +14,8 @@
 #include <exception>
 #include <initializer_list>
 
+#include "altstack.hpp"
+
 namespace crashkit {
 namespace {
 
@@ -73,13 +75,7 @@ void install_panic_hook() {
   void* warm[1];
   backtrace(warm, 1);  // loads libgcc's unwinder now, not inside a signal handler
   static char altstack[64 * 1024];
-  stack_t old{};
-  if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) {  // keep a sanitizer's
-    stack_t ss{};
-    ss.ss_sp = altstack;
-    ss.ss_size = sizeof altstack;
-    sigaltstack(&ss, nullptr);
-  }
+  detail::install_altstack(altstack, sizeof altstack);  // keeps a sanitizer's own
   std::set_terminate(on_terminate);
   struct sigaction sa {};
   sa.sa_sigaction = on_fatal_signal;

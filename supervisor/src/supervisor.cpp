@@ -1,349 +1,238 @@
-// Supervisor state machine. All child state lives under one mutex. Each worker has a host
-// thread that runs it again and again; the common restart (one_for_one, no backoff) is
-// decided inline by that thread under the mutex, so a restart costs no thread creation and
-// no wake-up of another thread. Everything else (backoff timers, one_for_all/rest_for_one,
-// giving up, the watchdog, signals) is done by the loop thread in run().
+// Supervisor: children's events and the actions their transitions ask for (see
+// supervisor_impl.hpp for the threading contract, child_phase.cpp for the rules).
 #include "crashkit/supervisor.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
-#include <cstring>
-#include <initializer_list>
-#include <mutex>
-#include <random>
-#include <thread>
 
-#include "crashkit/notify.hpp"
-
-extern char** environ;
+#include "altstack.hpp"
+#include "supervisor_impl.hpp"
 
 namespace crashkit {
 
-using Clock = std::chrono::steady_clock;
+using detail::Event;
+using detail::Kind;
+using detail::Phase;
 
 std::int64_t Heartbeat::now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
 }
 
-namespace {
-
-struct Child {
-  ChildSpec spec;
-  std::size_t index = 0;
-  Heartbeat hb;
-  WorkerStatus st;
-  bool want_run = false;   // host: start the worker now
-  bool active = false;     // the worker is running
-  bool host_exit = false;  // host: leave
-  bool pending = false;    // loop: apply the strategy for this child's restart
-  bool scheduled = false;  // loop: start it once st.next_try has come
-  bool abandoned = false;  // overran its shutdown timeout
-  std::stop_source stop;
-  Clock::time_point started_at;
-  std::condition_variable cv;
-  std::thread host;
-};
-
-// Runs a process worker to its end; stops it on `stop` (SIGTERM, then SIGKILL).
-std::pair<bool, std::string> run_process(const ChildSpec& spec, std::stop_token stop) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view kv(*e);
-    if (!kv.starts_with("NOTIFY_SOCKET=") && !kv.starts_with("WATCHDOG_")) env.emplace_back(kv);
-  }
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = spec.process;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0], nullptr, &attr, argv.data(), envp.data());
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0)
-    return {true, fmt::format("cannot spawn {}: {}", spec.process[0], std::strerror(rc))};
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  int wake = eventfd(0, EFD_CLOEXEC);
-  {
-    // Deregistered (its destructor waits for a running callback) before `wake` is closed.
-    std::stop_callback on_stop(stop, [wake] {
-      std::uint64_t one = 1;
-      ssize_t ignored = write(wake, &one, sizeof one);
-      (void)ignored;
-    });
-    pollfd fds[2] = {{pidfd, POLLIN, 0}, {wake, POLLIN, 0}};
-    while (poll(fds, 2, -1) < 0 && errno == EINTR) {
-    }
-    if ((fds[0].revents & POLLIN) == 0) {
-      kill(pid, SIGTERM);
-      pollfd p{pidfd, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(spec.shutdown_timeout.count())) <= 0) kill(pid, SIGKILL);
-    }
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  close(pidfd);
-  close(wake);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {false, {}};
-  if (stop.stop_requested() && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
-    return {false, {}};
-  if (WIFEXITED(status)) return {true, fmt::format("exited with code {}", WEXITSTATUS(status))};
-  const char* name = sigabbrev_np(WTERMSIG(status));
-  return {true, fmt::format("killed by SIG{}", name != nullptr ? name : "?")};
+void SupervisorOptions::log_to_stderr(std::string_view line) {
+  fmt::print(stderr, "crashkit: {}\n", line);
 }
 
-}  // namespace
-
-struct Supervisor::Impl {
-  SupervisorOptions opt;
-  std::vector<std::unique_ptr<Child>> children;
-  mutable std::mutex mu;
-  std::condition_variable changed;  // a worker stopped (loop waits on it while stopping others)
-  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::vector<Clock::time_point> ring;  // the last `intensity` restart times
-  std::size_t ring_next = 0;
-  bool stopping = false;
-  bool gave_up = false;
-  std::string gave_up_reason;
-  std::atomic<bool> stop_requested{false};
-  std::mt19937_64 rng;
-
-  void wake() {
-    std::uint64_t one = 1;
-    ssize_t ignored = write(wake_fd, &one, sizeof one);
-    (void)ignored;
-  }
-
-  // OTP intensity: more than `intensity` restarts within `period` means give up. O(1).
-  bool record_restart(Clock::time_point now) {
-    if (opt.intensity <= 0) return false;
-    auto r = static_cast<std::size_t>(opt.intensity);
-    if (ring.size() < r) {
-      ring.push_back(now);
-      return true;
-    }
-    if (now - ring[ring_next] <= opt.period) return false;
-    ring[ring_next] = now;
-    ring_next = (ring_next + 1) % r;
+bool detail::IntensityRing::record(Clock::time_point now, int intensity,
+                                   std::chrono::milliseconds period) {
+  if (intensity <= 0) return false;
+  auto r = static_cast<std::size_t>(intensity);
+  if (ring_.size() < r) {
+    ring_.push_back(now);
     return true;
   }
+  if (now - ring_[next_] <= period) return false;
+  ring_[next_] = now;
+  next_ = (next_ + 1) % r;
+  return true;
+}
 
-  std::chrono::milliseconds backoff(Child& c) {
-    if (opt.backoff_initial.count() == 0) return std::chrono::milliseconds(0);
-    double base = static_cast<double>(opt.backoff_initial.count());
-    double d = std::min(base * std::pow(2.0, std::min(c.st.attempt, 30)),
-                        static_cast<double>(opt.backoff_max.count()));
-    std::uniform_real_distribution<double> j(1.0 - opt.jitter, 1.0 + opt.jitter);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(d * j(rng)));
+Supervisor::Impl::Impl() : wake_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Supervisor::Impl::~Impl() {
+  if (wake_fd >= 0) close(wake_fd);
+}
+
+void Supervisor::Impl::wake() {
+  std::uint64_t one = 1;
+  ssize_t ignored = write(wake_fd, &one, sizeof one);
+  (void)ignored;
+}
+
+void Supervisor::Impl::log(std::string line) {
+  if (opt.log) logs.push_back(std::move(line));
+}
+
+void Supervisor::Impl::flush_logs(std::unique_lock<std::mutex>& lk) {
+  if (logs.empty()) return;
+  auto lines = std::move(logs);
+  logs.clear();
+  lk.unlock();
+  for (const auto& l : lines) opt.log(l);
+  lk.lock();
+}
+
+bool Supervisor::Impl::can(const Child& c, Event e) const {
+  return detail::transition(c.phase, e, c.kind, c.spec.restart).legal;
+}
+
+// Under mu: the one place a child's phase changes. Performs the transition's actions.
+detail::Transition Supervisor::Impl::apply(Child& c, Event e, std::string_view reason) {
+  const auto t = detail::transition(c.phase, e, c.kind, c.spec.restart);
+  if (!t.legal) {
+    log(fmt::format("internal error: event {} in phase {} of worker '{}' ignored",
+                    detail::event_name(e), detail::phase_name(c.phase), c.spec.name));
+    return t;
   }
-
-  // Called by a host thread, under mu, when its worker returned or threw.
-  void on_exit(Child& c, bool panic, const std::string& reason) {
-    c.active = false;
-    if (panic) {
-      c.st.last_reason = reason;
-      fmt::print(stderr, "crashkit: worker '{}' panicked: {}\n", c.spec.name, reason);
-    }
-    changed.notify_all();
-    if (stopping || c.stop.stop_requested()) {
-      c.st.state = WorkerStatus::State::stopped;
-      return;
-    }
-    bool restart =
-        c.spec.restart == Restart::permanent || (c.spec.restart == Restart::transient && panic);
-    if (!restart) {
-      c.st.state = panic ? WorkerStatus::State::failed : WorkerStatus::State::stopped;
-      return;
-    }
-    auto now = Clock::now();
-    if (!record_restart(now)) {
-      gave_up = true;
-      gave_up_reason =
-          fmt::format("gave up: more than {} restarts in {}ms; last: worker '{}' {}", opt.intensity,
-                      opt.period.count(), c.spec.name, panic ? "panicked: " + reason : "exited");
-      c.st.state = WorkerStatus::State::failed;
-      wake();
-      return;
-    }
-    if (now - c.started_at >= opt.period) c.st.attempt = 0;  // it had been healthy a while
-    auto delay = backoff(c);
-    ++c.st.attempt;
-    if (opt.strategy == Strategy::one_for_one && delay.count() == 0) {
-      c.want_run = true;  // fast path: the host loops straight back into the worker
-      return;
-    }
-    c.st.state = WorkerStatus::State::restarting;
-    c.st.next_try = now + delay;
-    c.pending = true;
-    wake();
+  const Phase before = c.phase;
+  c.phase = t.next;
+  if (t.next != Phase::stopping && t.next != Phase::cycling) c.deadline = kNever;
+  // An awaited end moves the loop's stop queue on (the loop may be the one waiting in poll).
+  if (before == Phase::stopping || before == Phase::cycling) wake();
+  if (t.actions & detail::kReportPanic) {
+    c.last_reason = reason;
+    if (opt.log) log(fmt::format("worker '{}' panicked: {}", c.spec.name, reason));
   }
-
-  void host_loop(Child& c) {
-    // An alternate stack so the panic hook can report a stack overflow. Only if the thread
-    // has none: a sanitizer runtime installs its own and unmaps it at thread exit.
-    static thread_local char altstack[64 * 1024];
-    stack_t old{};
-    bool installed = false;
-    if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) {
-      stack_t ss{};
-      ss.ss_sp = altstack;
-      ss.ss_size = sizeof altstack;
-      installed = sigaltstack(&ss, nullptr) == 0;
-    }
-    struct RestoreAltstack {
-      bool on;
-      ~RestoreAltstack() {
-        if (!on) return;
-        stack_t off{};
-        off.ss_flags = SS_DISABLE;
-        sigaltstack(&off, nullptr);
-      }
-    } restore{installed};
-    pthread_setname_np(pthread_self(), c.spec.name.substr(0, 15).c_str());
-    std::unique_lock lk(mu);
-    while (true) {
-      c.cv.wait(lk, [&] { return c.want_run || c.host_exit; });
-      if (c.host_exit) return;
-      c.want_run = false;
-      c.active = true;
-      c.st.state = WorkerStatus::State::running;
-      ++c.st.starts;
-      changed.notify_all();  // start_child waits for this: children start in order
-      c.started_at = Clock::now();
-      c.stop = std::stop_source{};
-      c.hb.beat();
-      auto token = c.stop.get_token();
-      lk.unlock();
-      bool panic = false;
-      std::string reason;
-      if (!c.spec.process.empty()) {
-        std::tie(panic, reason) = run_process(c.spec, token);
-      } else {
-        try {
-          c.spec.run(token, c.hb);
-        } catch (const std::exception& e) {
-          panic = true;
-          reason = e.what();
-        } catch (...) {
-          panic = true;
-          reason = "exception of unknown type";
-        }
-      }
-      lk.lock();
-      on_exit(c, panic, reason);
-    }
+  if (t.actions & detail::kReportOverrun)
+    log(fmt::format("worker '{}' did not stop within {}ms; {}", c.spec.name,
+                    c.spec.shutdown_timeout.count(),
+                    c.kind == Kind::process ? "killing it"
+                    : t.next == Phase::late ? "restarting it when it ends"
+                                            : "abandoning it"));
+  if (t.actions & detail::kRequestStop) request_stop_of(c);
+  if (t.actions & detail::kKill) {
+    kill(c.process.pid, SIGKILL);
+    c.deadline = kNever;  // its end follows; nothing more to wait for
   }
+  changed.notify_all();
+  if (t.actions & detail::kRestart) on_restart(c);
+  if (t.actions & detail::kRun) run_worker(c);
+  return t;
+}
 
-  // Under mu (released while waiting): start child c and wait until its host has picked the
-  // start up, so children start in order, as OTP starts them.
-  void start_child(Child& c, std::unique_lock<std::mutex>& lk) {
-    c.scheduled = false;
-    c.want_run = true;
-    c.cv.notify_one();
-    changed.wait(lk, [&] { return !c.want_run || c.host_exit; });
-  }
-
-  // Under mu (released while waiting): stop child c, up to its shutdown timeout.
-  void stop_child(Child& c, std::unique_lock<std::mutex>& lk) {
-    if (!c.active) {
-      if (c.st.state == WorkerStatus::State::restarting) c.st.state = WorkerStatus::State::stopped;
-      c.scheduled = false;
-      return;
-    }
+void Supervisor::Impl::request_stop_of(Child& c) {
+  c.deadline = Clock::now() + c.spec.shutdown_timeout;
+  if (c.kind == Kind::process)
+    kill(c.process.pid, SIGTERM);
+  else
     c.stop.request_stop();
-    if (!changed.wait_for(lk, c.spec.shutdown_timeout, [&] { return !c.active; })) {
-      c.abandoned = true;
-      fmt::print(stderr, "crashkit: worker '{}' did not stop within {}ms; abandoning it\n",
-                 c.spec.name, c.spec.shutdown_timeout.count());
-    }
-  }
+  wake();  // the loop arms the deadline
+}
 
-  // Under mu: apply the strategy to children with a pending restart.
-  void apply_pending(std::unique_lock<std::mutex>& lk) {
-    for (auto& cp : children) {
-      Child& c = *cp;
-      if (!c.pending || stopping) continue;
-      c.pending = false;
-      if (opt.strategy == Strategy::one_for_one) {
-        c.scheduled = true;  // just wait for its backoff
-        continue;
-      }
-      std::size_t from = opt.strategy == Strategy::one_for_all ? 0 : c.index;
-      for (std::size_t j = children.size(); j-- > from;)
-        if (j != c.index) stop_child(*children[j], lk);
-      for (std::size_t j = from; j < children.size(); ++j) {
-        Child& o = *children[j];
-        if (j != c.index && o.spec.restart == Restart::temporary) continue;
-        o.st.state = WorkerStatus::State::restarting;
-        o.st.next_try = c.st.next_try;  // the whole group waits out the failed child's backoff
-        o.pending = false;
-        o.scheduled = true;
-      }
-      return;
-    }
-  }
+std::chrono::milliseconds Supervisor::Impl::backoff(const Child& c) {
+  if (opt.backoff_initial.count() == 0) return std::chrono::milliseconds(0);
+  double base = static_cast<double>(opt.backoff_initial.count());
+  double d = std::min(base * std::pow(2.0, std::min(c.attempt, 30)),
+                      static_cast<double>(opt.backoff_max.count()));
+  std::uniform_real_distribution<double> j(1.0 - opt.jitter, 1.0 + opt.jitter);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(d * j(rng)));
+}
 
-  // Under mu: start, in order, every child whose backoff is over.
-  Clock::time_point start_due(std::unique_lock<std::mutex>& lk) {
-    auto now = Clock::now();
-    auto next = Clock::time_point::max();
-    for (auto& cp : children) {
-      Child& c = *cp;
-      if (!c.scheduled || c.active || c.st.state != WorkerStatus::State::restarting) continue;
-      if (c.st.next_try <= now)
-        start_child(c, lk);
-      else
-        next = std::min(next, c.st.next_try);
-    }
-    return next;
+// Under mu: c ended and asks to be restarted (it is in Phase::backoff).
+void Supervisor::Impl::on_restart(Child& c) {
+  if (shutting_down) {
+    apply(c, Event::stop);
+    return;
   }
+  const auto now = Clock::now();
+  if (!intensity.record(now, opt.intensity, opt.period)) {
+    gave_up = fmt::format("gave up: more than {} restarts in {}ms; last: worker '{}' {}",
+                          opt.intensity, opt.period.count(), c.spec.name,
+                          c.last_reason.empty() ? "exited" : "panicked: " + c.last_reason);
+    apply(c, Event::give_up);
+    wake();
+    return;
+  }
+  if (now - c.started_at >= opt.period) c.attempt = 0;  // it had been healthy a while
+  const auto delay = backoff(c);
+  ++c.attempt;
+  c.due = now + delay;
+  if (opt.strategy != Strategy::one_for_one) {
+    group_restarts.push_back(c.index);
+  } else if (delay.count() == 0 && c.kind == Kind::thread) {
+    apply(c, Event::start);  // the fast path: its host thread runs it again at once
+    return;
+  }
+  wake();
+}
 
-  bool healthy() const {
-    auto now = Heartbeat::now_ns();
-    for (const auto& c : children) {
-      if (!c->spec.critical || c->spec.heartbeat_deadline.count() == 0) continue;
-      auto deadline =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(c->spec.heartbeat_deadline).count();
-      if (!c->active || now - c->hb.last_ns() > deadline) return false;
-    }
-    return true;
+// Under mu: c is in Phase::starting.
+void Supervisor::Impl::run_worker(Child& c) {
+  if (c.kind == Kind::thread) {
+    c.cv.notify_one();  // its host enters the worker and reports Event::entered
+    return;
   }
+  auto spawned = detail::spawn_process(c.spec.process);
+  c.started_at = Clock::now();
+  ++c.starts;
+  if (!spawned.error.empty()) {
+    c.last_reason = std::move(spawned.error);
+    spawn_failures.push_back(c.index);  // fed to the machine by the loop: no recursion here
+    wake();
+    return;
+  }
+  c.process = spawned.handle;
+  apply(c, Event::entered);
+  wake();  // the loop adds its pidfd to the poll set
+}
 
-  std::string describe() const {
-    std::string s;
-    for (const auto& c : children) {
-      const char* st = c->st.state == WorkerStatus::State::running      ? "running"
-                       : c->st.state == WorkerStatus::State::restarting ? "restarting"
-                       : c->st.state == WorkerStatus::State::failed     ? "failed"
-                                                                        : "stopped";
-      s += fmt::format("{}{} {}", s.empty() ? "" : ", ", c->spec.name, st);
-      if (c->st.attempt > 0) s += fmt::format(" (restarts {})", c->st.attempt);
+// Under mu (released while waiting): start c and wait until it runs, so children start in
+// order, as OTP starts them. For a thread worker: until its host thread has taken the start
+// up and is calling the worker function.
+void Supervisor::Impl::start_and_wait(Child& c, std::unique_lock<std::mutex>& lk) {
+  if (!can(c, Event::start)) return;
+  apply(c, Event::start);
+  changed.wait(lk, [&] { return c.phase != Phase::starting || !spawn_failures.empty(); });
+}
+
+void Supervisor::Impl::host_loop(Child& c) {
+  detail::ScopedAltStack altstack;  // for the panic hook's report of a stack overflow
+  pthread_setname_np(pthread_self(), c.spec.name.substr(0, 15).c_str());
+  std::unique_lock lk(mu);
+  while (true) {
+    c.cv.wait(lk, [&] { return c.phase == Phase::starting || c.host_exit; });
+    if (c.host_exit) return;
+    c.stop = std::stop_source{};
+    c.started_at = Clock::now();
+    ++c.starts;
+    c.hb.beat();
+    apply(c, Event::entered);
+    auto token = c.stop.get_token();
+    flush_logs(lk);  // e.g. the panic that led to this restart
+    lk.unlock();
+    Event end = Event::exited;
+    std::string reason;
+    try {
+      c.spec.run(token, c.hb);
+    } catch (const std::exception& e) {
+      end = Event::panicked;
+      reason = e.what();
+    } catch (...) {
+      end = Event::panicked;
+      reason = "exception of unknown type";
     }
-    return s;
+    lk.lock();
+    apply(c, end, reason);
+    if (c.phase != Phase::starting) flush_logs(lk);
   }
-};
+}
+
+bool Supervisor::Impl::healthy() const {
+  const auto now = Heartbeat::now_ns();
+  for (const auto& c : children) {
+    if (!c->spec.critical || c->spec.heartbeat_deadline.count() == 0) continue;
+    const auto deadline =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(c->spec.heartbeat_deadline).count();
+    if (c->phase != Phase::running || now - c->hb.last_ns() > deadline) return false;
+  }
+  return true;
+}
+
+std::string Supervisor::Impl::describe() const {
+  std::string s;
+  for (const auto& c : children) {
+    s += fmt::format("{}{} {}", s.empty() ? "" : ", ", c->spec.name, detail::phase_name(c->phase));
+    if (c->attempt > 0) s += fmt::format(" (restarts {})", c->attempt);
+  }
+  return s;
+}
 
 Supervisor::Supervisor(SupervisorOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
@@ -352,41 +241,15 @@ Supervisor::Supervisor(SupervisorOptions options) : impl_(std::make_unique<Impl>
                       : static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
 }
 
-Supervisor::~Supervisor() {
-  if (!impl_) return;
-  bool abandoned = false;
-  {
-    std::unique_lock lk(impl_->mu);
-    impl_->stopping = true;
-    for (auto it = impl_->children.rbegin(); it != impl_->children.rend(); ++it)
-      impl_->stop_child(**it, lk);
-    for (auto& c : impl_->children) {
-      c->abandoned = c->active;  // one that overran in run() may have finished since
-      c->host_exit = true;
-      c->cv.notify_one();
-      abandoned = abandoned || c->abandoned;
-    }
-  }
-  for (auto& c : impl_->children) {
-    if (c->abandoned)
-      c->host.detach();
-    else if (c->host.joinable())
-      c->host.join();
-  }
-  close(impl_->wake_fd);
-  // An abandoned worker still runs and references our state: leak it rather than free it
-  // under that thread. The process is about to exit anyway.
-  if (abandoned) (void)impl_.release();
-}
-
 void Supervisor::add(ChildSpec spec) {
   std::lock_guard lk(impl_->mu);
-  auto c = std::make_unique<Child>();
+  auto c = std::make_unique<detail::Child>();
+  c->kind = spec.process.empty() ? Kind::thread : Kind::process;
   c->spec = std::move(spec);
   c->index = impl_->children.size();
-  Child* raw = c.get();
+  detail::Child* raw = c.get();
   impl_->children.push_back(std::move(c));
-  raw->host = std::thread([this, raw] { impl_->host_loop(*raw); });
+  if (raw->kind == Kind::thread) raw->host = std::thread([this, raw] { impl_->host_loop(*raw); });
 }
 
 void Supervisor::block_signals() {
@@ -404,110 +267,18 @@ void Supervisor::request_stop() {
 WorkerStatus Supervisor::status(const std::string& name) const {
   std::lock_guard lk(impl_->mu);
   for (const auto& c : impl_->children)
-    if (c->spec.name == name) return c->st;
+    if (c->spec.name == name)
+      return {.state = detail::public_state(c->phase),
+              .attempt = c->attempt,
+              .next_try = c->due == kNever ? Clock::time_point{} : c->due,
+              .last_reason = c->last_reason,
+              .starts = c->starts};
   return {};
 }
 
 std::string Supervisor::describe() const {
   std::lock_guard lk(impl_->mu);
   return impl_->describe();
-}
-
-int Supervisor::run() {
-  Impl& s = *impl_;
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
-  int sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  auto watchdog = s.opt.notify ? notify::watchdog_interval() : std::nullopt;
-  auto next_ping = Clock::now();
-  {
-    std::unique_lock lk(s.mu);
-    for (auto& c : s.children) s.start_child(*c, lk);
-  }
-  if (s.opt.notify) {
-    notify::ready();
-    notify::status("{}", describe());
-  }
-  int exit_status = kExitGraceful;
-  while (true) {
-    auto next = Clock::time_point::max();
-    {
-      std::unique_lock lk(s.mu);
-      s.apply_pending(lk);
-      next = s.start_due(lk);
-      if (s.gave_up) {
-        exit_status = kExitGaveUp;
-        fmt::print(stderr, "crashkit: {}\n", s.gave_up_reason);
-        if (s.opt.notify) notify::status("{}", s.gave_up_reason);
-        break;
-      }
-    }
-    if (s.stop_requested) break;
-    if (watchdog) {
-      auto now = Clock::now();
-      if (now >= next_ping) {
-        bool ok;
-        {
-          std::lock_guard lk(s.mu);
-          ok = s.healthy();
-        }
-        if (ok) notify::watchdog();  // a hung critical worker: no ping, systemd restarts us
-        next_ping = now + *watchdog / 2;
-      }
-      next = std::min(next, next_ping);
-    }
-    int timeout = -1;
-    if (next != Clock::time_point::max())
-      timeout = static_cast<int>(std::max<std::int64_t>(
-          0, std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count()));
-    pollfd fds[2] = {{sig_fd, POLLIN, 0}, {s.wake_fd, POLLIN, 0}};
-    poll(fds, 2, timeout);
-    std::uint64_t drained;
-    while (read(s.wake_fd, &drained, sizeof drained) > 0) {
-    }
-    signalfd_siginfo si;
-    bool stop = false;
-    while (read(sig_fd, &si, sizeof si) == sizeof si) {
-      if (si.ssi_signo == SIGHUP) {
-        if (s.opt.notify) notify::reloading();
-        if (s.opt.on_reload) s.opt.on_reload();
-        if (s.opt.notify) notify::ready();
-      } else {
-        stop = true;
-      }
-    }
-    if (stop) break;
-  }
-  // Shutdown: reverse start order, per-child timeouts; a second SIGTERM/SIGINT exits at once.
-  if (s.opt.notify) notify::stopping();
-  std::unique_lock lk(s.mu);
-  s.stopping = true;
-  for (auto it = s.children.rbegin(); it != s.children.rend(); ++it) {
-    Child& c = **it;
-    if (!c.active) continue;
-    c.stop.request_stop();
-    auto deadline = Clock::now() + c.spec.shutdown_timeout;
-    while (c.active && Clock::now() < deadline) {
-      lk.unlock();
-      pollfd p{sig_fd, POLLIN, 0};
-      if (poll(&p, 1, 1) > 0) {  // short slices: the worker's exit arrives by condvar
-        signalfd_siginfo si;
-        while (read(sig_fd, &si, sizeof si) == sizeof si)
-          if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) _exit(kExitSecondSignal);
-      }
-      lk.lock();
-      s.changed.wait_for(lk, std::chrono::milliseconds(10), [&] { return !c.active; });
-    }
-    if (c.active) {
-      c.abandoned = true;
-      fmt::print(stderr, "crashkit: worker '{}' did not stop within {}ms; abandoning it\n",
-                 c.spec.name, c.spec.shutdown_timeout.count());
-    }
-  }
-  lk.unlock();
-  close(sig_fd);
-  return exit_status;
 }
 
 }  // namespace crashkit

@@ -7,10 +7,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "crashkit/harness/notify_receiver.hpp"
@@ -20,16 +25,21 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Blocks a worker until its stop is requested (no spinning).
+void await_stop(std::stop_token st) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lk(m);
+  cv.wait(lk, st, [] { return false; });
+}
+
 // A worker that panics the first `panics` times it runs, then runs until stopped.
 struct Flaky {
   std::atomic<int> runs{0};
   int panics = 0;
   void operator()(std::stop_token st, Heartbeat&) {
     if (runs.fetch_add(1) < panics) throw std::runtime_error("flaky");
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lk(m);
-    cv.wait(lk, st, [] { return false; });
+    await_stop(st);
   }
 };
 
@@ -43,15 +53,32 @@ SupervisorOptions quiet(Strategy s = Strategy::one_for_one) {
       .strategy = s, .intensity = 10, .period = 5000ms, .backoff_initial = 0ms, .notify = false};
 }
 
-// Runs the supervisor on a thread until `done()` holds (checked as state changes), then stops.
+// Waits until `pred()` holds, at most `limit`; the failure names what never happened. Every
+// wait in these tests has a deadline: a missing restart fails the test, it does not hang it.
+template <typename Pred>
+::testing::AssertionResult eventually(Pred pred, std::string_view what,
+                                      std::chrono::milliseconds limit = 20000ms) {
+  const auto end = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() > end)
+      return ::testing::AssertionFailure()
+             << "waited " << limit.count() << " ms for: " << what << " (it never happened)";
+    std::this_thread::yield();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Runs the supervisor on a thread until `done()` holds (at most 20 s), then stops it.
 template <typename Done>
-int supervise(Supervisor& sup, Done done) {
-  int rc = -1;
-  std::thread t([&] { rc = sup.run(); });
-  while (!done()) std::this_thread::yield();
+int supervise(Supervisor& sup, Done done, std::string_view what = "the expected restarts") {
+  auto rc = std::async(std::launch::async, [&] { return sup.run(); });
+  EXPECT_TRUE(eventually(done, what));
   sup.request_stop();
-  t.join();
-  return rc;
+  if (rc.wait_for(20s) != std::future_status::ready) {
+    ADD_FAILURE() << "run() did not return within 20 s of request_stop()";
+    std::abort();  // fail now rather than hang until ctest's timeout
+  }
+  return rc.get();
 }
 
 TEST(Supervisor, OneForOneRestartsOnlyTheFailedChild) {
@@ -94,7 +121,7 @@ TEST(Supervisor, OneForAllRestartsTheGroupAfterTheFailedChildsBackoff) {
                std::lock_guard lk(m);
                a_starts.push_back(Clock::now());
              }
-             while (!st.stop_requested()) std::this_thread::yield();
+             await_stop(st);
            }});
   sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
              if (b_runs.fetch_add(1) == 0) {
@@ -102,7 +129,7 @@ TEST(Supervisor, OneForAllRestartsTheGroupAfterTheFailedChildsBackoff) {
                b_failed = Clock::now();
                throw std::runtime_error("once");
              }
-             while (!st.stop_requested()) std::this_thread::yield();
+             await_stop(st);
            }});
   supervise(sup, [&] {
     std::lock_guard lk(m);
@@ -128,7 +155,7 @@ TEST(Supervisor, RestartTypes) {
   Supervisor sup(quiet());
   sup.add({.name = "permanent", .run = [&](std::stop_token st, Heartbeat&) {
              if (perm++ == 0) return;  // a normal exit is restarted too
-             while (!st.stop_requested()) std::this_thread::yield();
+             await_stop(st);
            }});
   sup.add({.name = "transient-ok",
            .run = [&](std::stop_token, Heartbeat&) { ++trans_ok; },
@@ -137,7 +164,7 @@ TEST(Supervisor, RestartTypes) {
            .run =
                [&](std::stop_token st, Heartbeat&) {
                  if (trans_panic++ == 0) throw std::runtime_error("once");
-                 while (!st.stop_requested()) std::this_thread::yield();
+                 await_stop(st);
                },
            .restart = Restart::transient});
   sup.add({.name = "temporary",
@@ -189,7 +216,7 @@ TEST(Supervisor, BackoffGrowsAndIsCapped) {
                n = starts.size();
              }
              if (n < 6) throw std::runtime_error("again");
-             while (!st.stop_requested()) std::this_thread::yield();
+             await_stop(st);
            }});
   supervise(sup, [&] {
     std::lock_guard lk(m);
@@ -209,7 +236,7 @@ TEST(Supervisor, StopsInReverseOrderAndAbandonsAnOverrunningWorker) {
   std::mutex m;
   auto worker = [&](const std::string& name) {
     return [&, name](std::stop_token st, Heartbeat&) {
-      while (!st.stop_requested()) std::this_thread::yield();
+      await_stop(st);
       std::lock_guard lk(m);
       stopped.push_back(name);
     };
@@ -233,6 +260,9 @@ TEST(Supervisor, StopsInReverseOrderAndAbandonsAnOverrunningWorker) {
     EXPECT_EQ(stopped, (std::vector<std::string>{"last", "first"}));
   }
   release = true;  // let the abandoned worker finish so the test leaves no thread spinning
+  EXPECT_TRUE(
+      eventually([&] { return sup->status("stubborn").state == WorkerStatus::State::stopped; },
+                 "the abandoned worker to end once released"));
   sup.reset();
 }
 
@@ -259,6 +289,153 @@ TEST(Supervisor, ProcessWorkerIsTerminatedOnStop) {
   supervise(sup, [&] { return sup.status("sleeper").state == WorkerStatus::State::running; });
   EXPECT_LT(Clock::now() - t0, 30s);
   EXPECT_EQ(sup.status("sleeper").state, WorkerStatus::State::stopped);
+}
+
+// OTP waits for a killed child to exit before stopping the next; run() returns only when
+// every process worker is reaped. A process that ignores SIGTERM is SIGKILLed at its
+// shutdown_timeout, never abandoned alive.
+TEST(Supervisor, ProcessIgnoringSigtermIsKilledAndReapedBeforeTheNextStop) {
+  const auto pidfile =
+      std::filesystem::temp_directory_path() / ("ck-stubborn-" + std::to_string(getpid()) + ".pid");
+  std::atomic<pid_t> stubborn{0};
+  std::atomic<int> alive_when_first_stopped{-1};
+  std::vector<std::string> lines;
+  std::mutex m;
+  auto opts = quiet();
+  opts.log = [&](std::string_view l) {
+    std::lock_guard lk(m);
+    lines.emplace_back(l);
+  };
+  Supervisor sup(opts);
+  sup.add({.name = "first", .run = [&](std::stop_token st, Heartbeat&) {
+             await_stop(st);
+             // Stopped only after the later (stubborn) child is gone: it must be reaped by now.
+             pid_t p = stubborn.load();
+             alive_when_first_stopped = p > 0 && kill(p, 0) == 0 ? 1 : 0;
+           }});
+  sup.add({.name = "stubborn",
+           .process = {"/bin/sh", "-c",
+                       "trap '' TERM; echo $$ > " + pidfile.string() + "; while :; do :; done"},
+           .shutdown_timeout = 100ms});
+  auto read_pid = [&] {
+    std::ifstream in(pidfile);
+    pid_t p = 0;
+    in >> p;
+    if (p > 0) stubborn = p;
+    return p > 0;
+  };
+  EXPECT_EQ(supervise(sup, read_pid, "the stubborn worker's pid file"), kExitGraceful);
+  ASSERT_GT(stubborn.load(), 0);
+  EXPECT_EQ(kill(stubborn, 0), -1) << "the worker outlived run()";
+  EXPECT_EQ(errno, ESRCH) << "the worker is not reaped (a zombie)";
+  EXPECT_EQ(alive_when_first_stopped, 0);
+  EXPECT_EQ(sup.status("stubborn").state, WorkerStatus::State::stopped);
+  EXPECT_EQ(sup.status("stubborn").last_reason, "killed by SIGKILL");
+  std::lock_guard lk(m);
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "worker 'stubborn' did not stop within 100ms; killing it"),
+            lines.end());
+  std::filesystem::remove(pidfile);
+}
+
+// After a one_for_all restart, OTP restarts every sibling, also one that took longer than its
+// shutdown_timeout to stop: a thread is restarted when it finally ends.
+TEST(Supervisor, GroupRestartRestartsAThreadSiblingThatOverranItsStop) {
+  std::atomic<int> slow_runs{0}, b_runs{0};
+  std::atomic<bool> slow_may_stop{false};
+  Supervisor sup(quiet(Strategy::one_for_all));
+  sup.add({.name = "slow",
+           .run =
+               [&](std::stop_token st, Heartbeat&) {
+                 ++slow_runs;
+                 await_stop(st);
+                 while (slow_runs == 1 && !slow_may_stop) std::this_thread::yield();
+               },
+           .shutdown_timeout = 20ms});
+  sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
+             if (b_runs.fetch_add(1) == 0) throw std::runtime_error("once");
+             await_stop(st);
+           }});
+  supervise(
+      sup,
+      [&] {
+        if (sup.status("slow").state == WorkerStatus::State::restarting && b_runs >= 2)
+          slow_may_stop = true;  // the group went on without it; now let it end
+        return slow_runs >= 2;
+      },
+      "the overrunning sibling to be restarted");
+  EXPECT_EQ(slow_runs, 2);
+  EXPECT_EQ(b_runs, 2);
+}
+
+// The same for a process sibling that ignores SIGTERM: SIGKILLed at its deadline, reaped, and
+// started again with its group.
+TEST(Supervisor, GroupRestartRestartsAProcessSiblingThatIgnoredSigterm) {
+  std::atomic<int> b_runs{0};
+  Supervisor sup(quiet(Strategy::one_for_all));
+  sup.add({.name = "stubborn",
+           .process = {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.01; done"},
+           .shutdown_timeout = 50ms});
+  sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
+             if (b_runs.fetch_add(1) == 0) throw std::runtime_error("once");
+             await_stop(st);
+           }});
+  supervise(
+      sup,
+      [&] {
+        auto st = sup.status("stubborn");
+        return st.starts >= 2 && st.state == WorkerStatus::State::running && b_runs >= 2;
+      },
+      "the stubborn process to be started again");
+  EXPECT_EQ(sup.status("stubborn").starts, 2u);
+}
+
+// A worker abandoned during run() is not waited for a second time by the destructor.
+TEST(Supervisor, DestructorDoesNotWaitAgainForAnAbandonedWorker) {
+  std::atomic<bool> release{false};
+  auto sup = std::make_unique<Supervisor>(quiet());
+  sup->add({.name = "stubborn",
+            .run =
+                [&](std::stop_token, Heartbeat&) {
+                  while (!release) std::this_thread::yield();
+                },
+            .shutdown_timeout = 100ms});
+  supervise(*sup, [&] { return sup->status("stubborn").state == WorkerStatus::State::running; });
+  const auto t0 = Clock::now();
+  Supervisor* raw = sup.release();
+  std::thread destroy([raw] { delete raw; });
+  destroy.join();
+  // Without the fix it waited another shutdown_timeout (100 ms) here, with release still false;
+  // 10 s is far above any scheduling delay and far below "waits until released".
+  EXPECT_LT(Clock::now() - t0, 10s);
+  release = true;
+  // The abandoned worker's state stays alive after the destructor: it can end safely.
+}
+
+TEST(Supervisor, LogHookReceivesPanicsAndNullSilencesThem) {
+  std::vector<std::string> lines;
+  std::mutex m;
+  Flaky f{.panics = 2};
+  auto opts = quiet();
+  opts.log = [&](std::string_view l) {
+    std::lock_guard lk(m);
+    lines.emplace_back(l);
+  };
+  Supervisor sup(opts);
+  sup.add(spec("w", f));
+  supervise(sup, [&] { return f.runs >= 3; });
+  {
+    std::lock_guard lk(m);
+    EXPECT_EQ(lines, (std::vector<std::string>{"worker 'w' panicked: flaky",
+                                               "worker 'w' panicked: flaky"}));
+  }
+  Flaky g{.panics = 2};
+  auto silent = quiet();
+  silent.log = nullptr;
+  Supervisor quiet_sup(silent);
+  quiet_sup.add(spec("w", g));
+  supervise(quiet_sup, [&] { return g.runs >= 3; });
+  EXPECT_EQ(quiet_sup.status("w").last_reason, "flaky");  // still recorded, just not logged
 }
 
 class NotifyingSupervisor : public ::testing::Test {
@@ -345,6 +522,34 @@ TEST_F(NotifyingSupervisor, SighupCallsTheReloadHookBetweenReloadingAndReady) {
   t.join();
 }
 
+// READY=1 goes out only once every worker has been started, in order, and its host thread has
+// taken the start up (status: running, started once). Whether the worker's own first statement
+// has run by then cannot be known without its cooperation (docs/supervisor.md).
+TEST_F(NotifyingSupervisor, ReadyOnlyAfterEveryWorkerHasBeenTakenUp) {
+  Supervisor sup({.backoff_initial = 0ms});
+  for (int i = 0; i < 4; ++i)
+    sup.add({.name = "w" + std::to_string(i),
+             .run = [&](std::stop_token st, Heartbeat&) { await_stop(st); }});
+  std::atomic<int> running_at_ready{-1};
+  rx_->on_message = [&](pid_t, const NotifyMessage& m) {
+    for (const auto& [k, v] : m.fields) {
+      if (k != "READY" || running_at_ready >= 0) continue;
+      int n = 0;
+      for (int i = 0; i < 4; ++i) {
+        auto st = sup.status("w" + std::to_string(i));
+        n += st.state == WorkerStatus::State::running && st.starts == 1;
+      }
+      running_at_ready = n;
+    }
+  };
+  auto rc = std::async(std::launch::async, [&] { return sup.run(); });
+  EXPECT_EQ(rx_->wait([](const NotifyState& s) { return s.ready; }, Clock::now() + 10s),
+            NotifyReceiver::Wake::condition);
+  EXPECT_EQ(running_at_ready, 4);
+  sup.request_stop();
+  EXPECT_EQ(rc.get(), kExitGraceful);
+}
+
 TEST(SupervisorDeathTest, SecondSigtermWhileStoppingExitsAtOnce) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
@@ -355,16 +560,17 @@ TEST(SupervisorDeathTest, SecondSigtermWhileStoppingExitsAtOnce) {
         sup.add({.name = "slow",
                  .run =
                      [&](std::stop_token st, Heartbeat&) {
-                       while (!st.stop_requested()) std::this_thread::yield();
+                       await_stop(st);
                        asked = true;
                        while (true) std::this_thread::yield();  // never finishes stopping
                      },
                  .shutdown_timeout = 60000ms});
         std::thread killer([&] {
-          while (sup.status("slow").state != WorkerStatus::State::running)
-            std::this_thread::yield();
+          if (!eventually([&] { return sup.status("slow").state == WorkerStatus::State::running; },
+                          "slow to run"))
+            std::_Exit(1);
           kill(getpid(), SIGTERM);
-          while (!asked) std::this_thread::yield();
+          if (!eventually([&] { return asked.load(); }, "the stop request")) std::_Exit(1);
           kill(getpid(), SIGTERM);
         });
         sup.run();
@@ -382,7 +588,9 @@ TEST(SupervisorDeathTest, FirstSigtermStopsGracefully) {
         Flaky w;
         sup.add(spec("w", w));
         std::thread killer([&] {
-          while (sup.status("w").state != WorkerStatus::State::running) std::this_thread::yield();
+          if (!eventually([&] { return sup.status("w").state == WorkerStatus::State::running; },
+                          "w to run"))
+            std::_Exit(1);
           kill(getpid(), SIGTERM);
         });
         int rc = sup.run();

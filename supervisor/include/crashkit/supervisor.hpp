@@ -7,6 +7,11 @@
 //   crashkit::Supervisor sup({.strategy = crashkit::Strategy::one_for_one});
 //   sup.add({.name = "writer", .run = [](std::stop_token st, crashkit::Heartbeat& hb) { ... }});
 //   return sup.run();   // READY after start; SIGTERM: graceful; second SIGTERM: exit at once
+//
+// Each child is an explicit state machine (docs/supervisor.md has the table). Shutdown stops
+// children in reverse start order and waits for each: a process worker gets SIGTERM, then
+// SIGKILL after its shutdown_timeout, and run() returns only after it is reaped; a thread
+// worker that overruns is abandoned (threads cannot be killed) and reported.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +23,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crashkit {
@@ -67,8 +73,14 @@ struct SupervisorOptions {
   std::uint64_t seed = 0;           // jitter RNG seed (0: from the clock)
   bool notify = true;               // READY/STATUS/STOPPING/WATCHDOG via sd_notify
   std::function<void()> on_reload;  // SIGHUP, wrapped in RELOADING=1 / READY=1
+  // One line per panic, overrun or give-up, without a trailing newline. Default: "crashkit: "
+  // + line on stderr. Empty (nullptr): nothing is formatted or written. Called on the thread
+  // that observed the event, outside the supervisor's lock.
+  std::function<void(std::string_view line)> log = log_to_stderr;
   // Tests and embedders can drive the supervisor without signals: the loop exits when
   // request_stop() is called.
+
+  static void log_to_stderr(std::string_view line);
 };
 
 struct WorkerStatus {
@@ -101,9 +113,8 @@ class Supervisor {
   WorkerStatus status(const std::string& name) const;
   std::string describe() const;  // one line for STATUS=
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
