@@ -152,7 +152,34 @@ void handle_signals(int fd, const SupervisorOptions& opt, bool shutting_down,
   }
 }
 
+// STATUS= with the reason when giving up, then STOPPING=1.
+void announce_stop(const SupervisorOptions& opt, const std::string& gave_up) {
+  if (!gave_up.empty()) {
+    if (opt.log) opt.log(gave_up);
+    if (opt.notify) notify::status("{}", gave_up);
+  }
+  if (opt.notify) notify::stopping();
+}
+
 }  // namespace
+
+// Reaps every process worker whose pidfd polled readable and applies its end.
+void Supervisor::Impl::reap_ended(const std::vector<pollfd>& poll_set,
+                                  const std::vector<std::size_t>& owners) {
+  std::unique_lock lk(mu);
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    if ((poll_set[3 + i].revents & (POLLIN | POLLHUP)) == 0) continue;
+    auto& c = *children[owners[i]];
+    const auto end = detail::reap_process(c.process, waiting_for_end(c.phase));
+    if (end.ended) apply(c, end.normal ? Event::exited : Event::panicked, end.reason);
+  }
+  flush_logs(lk);
+}
+
+bool Supervisor::Impl::healthy_now() const {
+  std::lock_guard lk(mu);
+  return healthy();
+}
 
 int Supervisor::run() {
   Impl& s = *impl_;
@@ -198,32 +225,15 @@ int Supervisor::run() {
     }
     if (shutting_down && !announced_stop) {
       announced_stop = true;
-      if (!gave_up.empty()) {
-        if (s.opt.log) s.opt.log(gave_up);
-        if (s.opt.notify) notify::status("{}", gave_up);
-      }
-      if (s.opt.notify) notify::stopping();
+      announce_stop(s.opt, gave_up);
     }
     poll(poll_set.data(), poll_set.size(), -1);  // EINTR: just another round
     drain(s.wake_fd);
     drain(fds.timer);
     handle_signals(fds.signals, s.opt, shutting_down, s.stop_requested);
-    {
-      std::unique_lock lk(s.mu);
-      for (std::size_t i = 0; i < owners.size(); ++i) {
-        if ((poll_set[3 + i].revents & (POLLIN | POLLHUP)) == 0) continue;
-        auto& c = *s.children[owners[i]];
-        const auto end = detail::reap_process(c.process, waiting_for_end(c.phase));
-        if (end.ended) s.apply(c, end.normal ? Event::exited : Event::panicked, end.reason);
-      }
-    }
+    s.reap_ended(poll_set, owners);
     if (watchdog && !shutting_down && Clock::now() >= next_ping) {
-      bool ok;
-      {
-        std::lock_guard lk(s.mu);
-        ok = s.healthy();
-      }
-      if (ok) notify::watchdog();  // a hung critical worker: no ping, systemd restarts us
+      if (s.healthy_now()) notify::watchdog();  // a hung critical worker: no ping, systemd acts
       next_ping = Clock::now() + *watchdog / 2;
     }
   }
@@ -236,6 +246,7 @@ int Supervisor::run() {
 Supervisor::~Supervisor() {
   if (!impl_) return;
   Impl& s = *impl_;
+  std::vector<bool> still_running(s.children.size(), false);  // decided under mu
   bool abandoned = false;
   {
     std::unique_lock lk(s.mu);
@@ -252,13 +263,14 @@ Supervisor::~Supervisor() {
     for (auto& c : s.children) {
       c->host_exit = true;
       c->cv.notify_one();
-      abandoned = abandoned || c->phase == Phase::abandoned || c->phase == Phase::late;
+      still_running[c->index] = c->phase == Phase::abandoned || c->phase == Phase::late;
+      abandoned = abandoned || still_running[c->index];
     }
     s.flush_logs(lk);
   }
   for (auto& c : s.children) {
     if (!c->host.joinable()) continue;
-    if (c->phase == Phase::abandoned || c->phase == Phase::late)
+    if (still_running[c->index])
       c->host.detach();
     else
       c->host.join();

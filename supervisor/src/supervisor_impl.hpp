@@ -11,6 +11,7 @@
 // which is woken through an eventfd.
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -117,6 +118,8 @@ struct Supervisor::Impl {
   void fire_deadlines(Clock::time_point now);
   Clock::time_point next_timer() const;
   bool step(std::unique_lock<std::mutex>& lk);  // false: shutdown complete
+  void reap_ended(const std::vector<pollfd>& poll_set, const std::vector<std::size_t>& owners);
+  bool healthy_now() const;  // takes mu
 };
 
 }  // namespace crashkit
