@@ -68,8 +68,8 @@ bool parse_shard(const std::string& text, std::size_t& index, std::size_t& count
   return count >= 1 && index < count;
 }
 
-int execute(const MatrixOptions& o) {
-  ExpandOptions ex;
+// --shard and --seed into `ex`; nullopt, or the exit code of a usage error.
+std::optional<int> read_expand_options(const MatrixOptions& o, ExpandOptions& ex) {
   if (!parse_shard(o.shard, ex.shard_index, ex.shard_count))
     return usage(fmt::format("--shard '{}': write I/N with 0 <= I < N (e.g. 0/4)", o.shard));
   if (o.seed.empty()) {
@@ -79,13 +79,18 @@ int execute(const MatrixOptions& o) {
   } else {
     return usage(fmt::format("--seed '{}': a whole number", o.seed));
   }
+  return std::nullopt;
+}
+
+// --keep-failed and the report paths are checked before the matrix runs, not after minutes
+// of cells. nullopt, or the exit code of a usage error.
+std::optional<int> check_output_paths(const MatrixOptions& o) {
   if (!o.keep_failed.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.keep_failed, ec);
     if (ec || access(o.keep_failed.c_str(), W_OK) != 0)
       return usage(fmt::format("--keep-failed {}: not a writable directory", o.keep_failed));
   }
-  // Report paths are checked before the matrix runs, not after minutes of cells.
   for (const auto& report : kReports) {
     const std::string& path = o.*report.path;
     if (path.empty()) continue;
@@ -95,6 +100,45 @@ int execute(const MatrixOptions& o) {
       return usage(fmt::format("{} {}: directory {} is not writable; create it or pick another",
                                report.flag, path, dir.string()));
   }
+  return std::nullopt;
+}
+
+// Progress on stderr: a bar on a terminal, one line per cell otherwise.
+std::function<void(std::size_t, std::size_t, const MatrixResult&)> progress(bool quiet) {
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  return [quiet, tty](std::size_t done, std::size_t total, const MatrixResult& r) {
+    if (quiet) return;
+    if (tty) {
+      std::size_t width = 30, filled = total ? done * width / total : width;
+      fmt::print(stderr, "\r[{}{}] {}/{} {:<40.40}", std::string(filled, '#'),
+                 std::string(width - filled, '.'), done, total, r.cell.id);
+      if (done == total) fmt::print(stderr, "\n");
+    } else {
+      fmt::print(stderr, "[{}/{}] {}: {}\n", done, total, r.cell.id, to_string(r.result.outcome));
+    }
+  };
+}
+
+// --keep-failed: move the run dir of every kept cell that did not pass into `dest_dir`.
+void move_failed_run_dirs(std::vector<MatrixResult>& results, const std::string& dest_dir) {
+  for (auto& r : results) {
+    if (!r.result.kept || r.result.outcome == Outcome::pass) continue;
+    auto dest = std::filesystem::path(dest_dir) / r.cell.id;
+    std::error_code ec;
+    std::filesystem::remove_all(dest, ec);
+    std::filesystem::rename(r.result.run_dir, dest, ec);
+    if (ec) {  // another file system: copy, then remove
+      std::filesystem::copy(r.result.run_dir, dest, std::filesystem::copy_options::recursive, ec);
+      std::filesystem::remove_all(r.result.run_dir, ec);
+    }
+    r.result.run_dir = dest;
+  }
+}
+
+int execute(const MatrixOptions& o) {
+  ExpandOptions ex;
+  if (auto code = read_expand_options(o, ex)) return *code;
+  if (auto code = check_output_paths(o)) return *code;
   auto spec = load_matrix_spec(o.spec);
   if (!spec) return usage(spec.error().message);
   if (!o.quiet)
@@ -108,36 +152,9 @@ int execute(const MatrixOptions& o) {
   fmt::print(
       stderr, "crashkit: {} cell(s), -j{}, seed {}{}\n", plan->cells.size(), o.jobs, plan->seed,
       ex.shard_count > 1 ? fmt::format(", shard {}/{}", ex.shard_index, ex.shard_count) : "");
-  const bool tty = isatty(STDERR_FILENO) == 1;
-  RunMatrixOptions run;
-  run.jobs = o.jobs;
-  run.on_done = [&](std::size_t done, std::size_t total, const MatrixResult& r) {
-    if (o.quiet) return;
-    if (tty) {
-      std::size_t width = 30, filled = total ? done * width / total : width;
-      fmt::print(stderr, "\r[{}{}] {}/{} {:<40.40}", std::string(filled, '#'),
-                 std::string(width - filled, '.'), done, total, r.cell.id);
-      if (done == total) fmt::print(stderr, "\n");
-    } else {
-      fmt::print(stderr, "[{}/{}] {}: {}\n", done, total, r.cell.id, to_string(r.result.outcome));
-    }
-  };
-  auto results = run_matrix(plan->cells, run);
+  auto results = run_matrix(plan->cells, {.jobs = o.jobs, .on_done = progress(o.quiet)});
   Duration wall = Clock::now() - t0;
-  if (!o.keep_failed.empty()) {
-    for (auto& r : results) {
-      if (!r.result.kept || r.result.outcome == Outcome::pass) continue;
-      auto dest = std::filesystem::path(o.keep_failed) / r.cell.id;
-      std::error_code ec;
-      std::filesystem::remove_all(dest, ec);
-      std::filesystem::rename(r.result.run_dir, dest, ec);
-      if (ec) {  // another file system: copy, then remove
-        std::filesystem::copy(r.result.run_dir, dest, std::filesystem::copy_options::recursive, ec);
-        std::filesystem::remove_all(r.result.run_dir, ec);
-      }
-      r.result.run_dir = dest;
-    }
-  }
+  if (!o.keep_failed.empty()) move_failed_run_dirs(results, o.keep_failed);
   fmt::print("{}", matrix_summary(results, *plan, wall));
   for (const auto& report : kReports) {
     const std::string& path = o.*report.path;

@@ -153,6 +153,51 @@ class NullFd {  // /dev/null opened once per spawn only when a stdio slot is uns
   int fd_ = -1;
 };
 
+// A null-terminated array of pointers into `words`, which must outlive it.
+std::vector<char*> c_array(const std::vector<std::string>& words) {
+  std::vector<char*> out;
+  out.reserve(words.size() + 1);
+  for (const auto& w : words) out.push_back(const_cast<char*>(w.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// vfork and run ExecInChild. Every signal is blocked so no handler of ours runs in the vfork
+// child; the child resets dispositions and the mask before exec. Returns the pid (or <= 0).
+pid_t vfork_exec(ChildPlan& plan, bp::error_code& ec) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  boost::asio::io_context ctx;  // fresh per spawn: no reactor for notify_fork to recreate
+  pid_t pid = -1;
+  {
+    bp::posix::vfork_launcher launcher;
+    auto proc = launcher(ctx.get_executor(), ec, bp::filesystem::path(plan.path),
+                         std::vector<std::string>{}, ExecInChild{&plan});
+    pid = launcher.pid;
+    if (!ec) proc.detach();
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return pid;
+}
+
+// The child reported {stage, errno} before exec: reap it and say what failed. A bad target,
+// user or working directory is the user's to fix (usage); the rest is ours (harness).
+Error start_failure(pid_t pid, const ChildPlan& plan, const std::string& argv0) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  auto stage = static_cast<Child::Stage>(plan.failed_stage);
+  std::string what = fmt::format("cannot start '{}': {} failed: {}", argv0, stage_name(stage),
+                                 std::strerror(plan.failed_errno));
+  if (stage == Child::Stage::credentials) what += "; run crashkit as root to use --user";
+  if (stage == Child::Stage::chdir) what += "; check the working directory";
+  return stage == Child::Stage::exec || stage == Child::Stage::credentials ||
+                 stage == Child::Stage::chdir
+             ? usage_error(what)
+             : harness_error(what);
+}
+
 }  // namespace
 
 void become_subreaper() {
@@ -200,14 +245,8 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   become_subreaper();
 
   // Everything the child touches is built here, before vfork.
-  std::vector<char*> argv;
-  argv.reserve(options.argv.size() + 1);
-  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(options.env.size() + 1);
-  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> argv = c_array(options.argv);
+  std::vector<char*> envp = c_array(options.env);
 
   NullFd null_fd;
   ChildPlan plan;
@@ -223,38 +262,11 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   plan.user = options.user ? &*options.user : nullptr;
   plan.parent = getpid();
 
-  // Block every signal so no handler of ours runs in the vfork child; the child resets
-  // dispositions and the mask before exec.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  boost::asio::io_context ctx;  // fresh per spawn: no reactor for notify_fork to recreate
   bp::error_code ec;
-  pid_t pid = -1;
-  {
-    bp::posix::vfork_launcher launcher;
-    auto proc = launcher(ctx.get_executor(), ec, bp::filesystem::path(plan.path),
-                         std::vector<std::string>{}, ExecInChild{&plan});
-    pid = launcher.pid;
-    if (!ec) proc.detach();
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-
+  pid_t pid = vfork_exec(plan, ec);
   if (ec && pid <= 0)
     return harness_error(fmt::format("spawn {}: vfork failed: {}", options.argv[0], ec.message()));
-  if (plan.failed_stage != 0) {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    auto stage = static_cast<Stage>(plan.failed_stage);
-    std::string what = fmt::format("cannot start '{}': {} failed: {}", options.argv[0],
-                                   stage_name(stage), std::strerror(plan.failed_errno));
-    if (stage == Stage::credentials) what += "; run crashkit as root to use --user";
-    if (stage == Stage::chdir) what += "; check the working directory";
-    return stage == Stage::exec || stage == Stage::credentials || stage == Stage::chdir
-               ? usage_error(what)
-               : harness_error(what);
-  }
+  if (plan.failed_stage != 0) return start_failure(pid, plan, options.argv[0]);
   int pidfd = open_pidfd(pid);
   if (pidfd < 0) {
     int e = errno;

@@ -83,6 +83,7 @@ class SpecReader {
     return out;
   }
 
+  // A fault: 'sigterm', 'sigkill', or a one-key mapping (sigkill: {...}, crash_points: {...}).
   MatrixFault fault(const YAML::Node& n) const {
     MatrixFault f;
     if (n.IsScalar()) {
@@ -101,19 +102,29 @@ class SpecReader {
       fail(n, "a fault is 'sigterm', 'sigkill' or a one-key mapping");
     auto key = n.begin()->first.as<std::string>();
     const YAML::Node body = n.begin()->second;
-    if (key == "sigkill") {
-      f.kind = MatrixFault::Kind::sigkill;
-      known_keys(body, {"after"});
-      if (body["after"]) {
-        const YAML::Node after = body["after"];
-        if (after.IsSequence())
-          for (const auto& d : after) f.after.push_back(duration(d, "after"));
-        else
-          f.after.push_back(duration(after, "after"));
-      }
-      return f;
-    }
+    if (key == "sigkill") return sigkill_fault(body);
     if (key != "crash_points") fail(n.begin()->first, fmt::format("unknown fault '{}'", key));
+    return crash_points_fault(body);
+  }
+
+  // sigkill: {after: DURATION or [DURATION, ...]}
+  MatrixFault sigkill_fault(const YAML::Node& body) const {
+    MatrixFault f;
+    f.kind = MatrixFault::Kind::sigkill;
+    known_keys(body, {"after"});
+    if (body["after"]) {
+      const YAML::Node after = body["after"];
+      if (after.IsSequence())
+        for (const auto& d : after) f.after.push_back(duration(d, "after"));
+      else
+        f.after.push_back(duration(after, "after"));
+    }
+    return f;
+  }
+
+  // crash_points: {points: ..., crossings: ..., action: ..., phase: ...}
+  MatrixFault crash_points_fault(const YAML::Node& body) const {
+    MatrixFault f;
     f.kind = MatrixFault::Kind::crash_points;
     known_keys(body, {"points", "crossings", "action", "phase"});
     if (const YAML::Node p = body["points"]; p) {
@@ -124,25 +135,7 @@ class SpecReader {
         fail(p, "points must be 'all' or a list of point names");
       }
     }
-    if (const YAML::Node c = body["crossings"]; c) {
-      if (c.IsScalar() && c.as<std::string>() == "all") {
-      } else if (c.IsSequence()) {
-        for (const auto& x : c) {
-          std::uint64_t v = 0;
-          if (!YAML::convert<std::uint64_t>::decode(x, v) || v == 0)
-            fail(x, "crossings are whole numbers >= 1");
-          f.crossings.push_back(v);
-        }
-      } else if (c.IsMap()) {
-        known_keys(c, {"sample"});
-        std::size_t k = 0;
-        if (!YAML::convert<std::size_t>::decode(c["sample"], k) || k == 0)
-          fail(c, "sample must be a whole number >= 1");
-        f.sample = k;
-      } else {
-        fail(c, "crossings must be 'all', a list, or {sample: N}");
-      }
-    }
+    if (const YAML::Node c = body["crossings"]; c) crossings(c, f);
     if (const YAML::Node a = body["action"]; a) f.action = scalar(a, "action");
     auto probe = parse_crash_plan("x@1=" + f.action);
     if (auto* e = std::get_if<CrashPlanError>(&probe))
@@ -157,6 +150,27 @@ class SpecReader {
         fail(ph, "phase must be run, recovery or both");
     }
     return f;
+  }
+
+  // crossings: all, [N, ...] or {sample: N}
+  void crossings(const YAML::Node& c, MatrixFault& f) const {
+    if (c.IsScalar() && c.as<std::string>() == "all") {
+    } else if (c.IsSequence()) {
+      for (const auto& x : c) {
+        std::uint64_t v = 0;
+        if (!YAML::convert<std::uint64_t>::decode(x, v) || v == 0)
+          fail(x, "crossings are whole numbers >= 1");
+        f.crossings.push_back(v);
+      }
+    } else if (c.IsMap()) {
+      known_keys(c, {"sample"});
+      std::size_t k = 0;
+      if (!YAML::convert<std::size_t>::decode(c["sample"], k) || k == 0)
+        fail(c, "sample must be a whole number >= 1");
+      f.sample = k;
+    } else {
+      fail(c, "crossings must be 'all', a list, or {sample: N}");
+    }
   }
 
   MatrixSpec read(const YAML::Node& root) const {

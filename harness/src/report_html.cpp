@@ -44,16 +44,22 @@ std::optional<double> recovery_ms(const MatrixResult& r) {
   return rec ? std::optional(markup::millis(*rec)) : std::nullopt;
 }
 
-// Rows: one per (phase, point, action); columns: every crossing any crash cell uses.
-// Signal cells (no point) get a strip of their own above the grid.
-std::string cell_grid(const std::vector<MatrixResult>& results) {
+constexpr int kBox = 18, kGap = 2, kLabelW = 330;  // the grid's boxes and its label column
+
+// The cells of the grid: crash cells by row and crossing, and the signal cells.
+struct Grid {
   struct Row {
     std::string label;
     std::map<std::uint64_t, const MatrixResult*> at;
   };
-  std::map<std::string, Row> rows;
+  std::map<std::string, Row> rows;  // one per (point, phase, action)
   std::set<std::uint64_t> crossings;
   std::vector<const MatrixResult*> signals;
+};
+
+Grid grid_of(const std::vector<MatrixResult>& results) {
+  Grid g;
+  auto& [rows, crossings, signals] = g;
   for (const auto& r : results) {
     if (r.cell.point.empty()) {
       signals.push_back(&r);
@@ -69,7 +75,31 @@ std::string cell_grid(const std::vector<MatrixResult>& results) {
     row.at[r.cell.crossing] = &r;
     crossings.insert(r.cell.crossing);
   }
-  const int box = 18, gap = 2, label_w = 330, top = 36;
+  return g;
+}
+
+// The strip of signal cells (no point) above the grid, at height `y`.
+std::string signal_strip(const std::vector<const MatrixResult*>& signals, int y) {
+  const int box = kBox, gap = kGap, label_w = kLabelW;
+  std::string svg = fmt::format("<text x=\"0\" y=\"{}\" class=\"lbl\">signals</text>\n", y + 13);
+  int x = label_w;
+  for (const auto* r : signals) {
+    svg += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\" "
+        "fill=\"{}\"><title>{}</title>"
+        "</rect><text x=\"{}\" y=\"{}\" class=\"sig\">{}</text>\n",
+        x, y, kSignalW, box, colour(r->result.outcome), tooltip(*r), x + 5, y + 13,
+        escape(r->cell.id));
+    x += kSignalW + gap;
+  }
+  return svg;
+}
+
+// Rows: one per (phase, point, action); columns: every crossing any crash cell uses.
+// Signal cells (no point) get a strip of their own above the grid.
+std::string cell_grid(const std::vector<MatrixResult>& results) {
+  const auto [rows, crossings, signals] = grid_of(results);
+  const int box = kBox, gap = kGap, label_w = kLabelW, top = 36;
   std::vector<std::uint64_t> cols(crossings.begin(), crossings.end());
   int width = label_w +
               std::max(static_cast<int>(cols.size()) * (box + gap),
@@ -83,17 +113,7 @@ std::string cell_grid(const std::vector<MatrixResult>& results) {
       width, height, width, height);
   int y = 4;
   if (!signals.empty()) {
-    svg += fmt::format("<text x=\"0\" y=\"{}\" class=\"lbl\">signals</text>\n", y + 13);
-    int x = label_w;
-    for (const auto* r : signals) {
-      svg += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\" "
-          "fill=\"{}\"><title>{}</title>"
-          "</rect><text x=\"{}\" y=\"{}\" class=\"sig\">{}</text>\n",
-          x, y, kSignalW, box, colour(r->result.outcome), tooltip(*r), x + 5, y + 13,
-          escape(r->cell.id));
-      x += kSignalW + gap;
-    }
+    svg += signal_strip(signals, y);
     y += signal_h;
   }
   svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"axis\">crossing →</text>\n", label_w, y + 8);
@@ -179,6 +199,36 @@ code { font: 12px/1.4 ui-monospace, monospace; background: #f4f4f4; padding: 2px
 .scroll { overflow-x: auto; }
 )";
 
+std::string findings_table(const std::vector<MatrixResult>& results) {
+  std::string h = "<table><tr><th>cell</th><th>outcome</th><th>reason and repro</th></tr>\n";
+  for (const auto& r : results) {
+    if (!needs_attention(r.result.outcome)) continue;
+    h += fmt::format(
+        "<tr><td>{}</td><td style=\"color:{};font-weight:600\">{}</td><td>{}<code>{}</code>{}"
+        "</td></tr>\n",
+        escape(r.cell.id), colour(r.result.outcome), to_string(r.result.outcome),
+        escape(r.result.reason), escape(r.repro),
+        r.result.kept ? fmt::format("artifacts: <code>{}</code>", escape(r.result.run_dir.string()))
+                      : "");
+  }
+  return h + "</table>\n";
+}
+
+std::string all_cells_table(const std::vector<MatrixResult>& results) {
+  std::string h =
+      "<h2>All cells</h2>\n<details><summary>" + std::to_string(results.size()) +
+      " cells</summary><table><tr><th>cell</th><th>fault</th><th>outcome</th><th>seconds</th>"
+      "<th>recovery ms</th></tr>\n";
+  for (const auto& r : results) {
+    auto ms = recovery_ms(r);
+    h += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{:.2f}</td><td>{}</td></tr>\n",
+        escape(r.cell.id), escape(r.cell.spec.fault.to_string()), colour(r.result.outcome),
+        to_string(r.result.outcome), secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "");
+  }
+  return h + "</table></details>\n";
+}
+
 }  // namespace
 
 std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
@@ -214,19 +264,7 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
   if (findings == 0) {
     h += "<p class=\"ok\">No findings: every checker held in every cell.</p>\n";
   } else {
-    h += "<table><tr><th>cell</th><th>outcome</th><th>reason and repro</th></tr>\n";
-    for (const auto& r : results) {
-      if (!needs_attention(r.result.outcome)) continue;
-      h += fmt::format(
-          "<tr><td>{}</td><td style=\"color:{};font-weight:600\">{}</td><td>{}<code>{}</code>{}"
-          "</td></tr>\n",
-          escape(r.cell.id), colour(r.result.outcome), to_string(r.result.outcome),
-          escape(r.result.reason), escape(r.repro),
-          r.result.kept
-              ? fmt::format("artifacts: <code>{}</code>", escape(r.result.run_dir.string()))
-              : "");
-    }
-    h += "</table>\n";
+    h += findings_table(results);
   }
   if (!plan.uncovered.empty()) {
     h += "<h2>Coverage gaps</h2>\n<p>The workload never crossed:";
@@ -234,17 +272,7 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
       h += " <code style=\"display:inline\">" + escape(p) + "</code>";
     h += "</p>\n";
   }
-  h += "<h2>All cells</h2>\n<details><summary>" + std::to_string(results.size()) +
-       " cells</summary><table><tr><th>cell</th><th>fault</th><th>outcome</th><th>seconds</th>"
-       "<th>recovery ms</th></tr>\n";
-  for (const auto& r : results) {
-    auto ms = recovery_ms(r);
-    h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{:.2f}</td><td>{}</td></tr>\n",
-        escape(r.cell.id), escape(r.cell.spec.fault.to_string()), colour(r.result.outcome),
-        to_string(r.result.outcome), secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "");
-  }
-  return h + "</table></details>\n</body></html>\n";
+  return h + all_cells_table(results) + "</body></html>\n";
 }
 
 }  // namespace crashkit
