@@ -1,0 +1,263 @@
+// The shim's journal: arming from the environment, the mmapped journal and sequence counter,
+// record appends, scope checks and the stash. The real libc functions are reached through
+// `real::` (dlsym RTLD_NEXT) so the shim never journals its own I/O.
+#include "journal_writer.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "real_calls.hpp"
+
+namespace crashkit::powerloss {
+namespace {
+
+struct State {
+  bool active = false;
+  std::string dir;                 // the journal dir
+  std::vector<std::string> scope;  // absolute, no trailing '/'
+  std::uint64_t* seq = nullptr;    // shared across processes
+  char* journal = nullptr;         // kJournalReserve bytes, shared mapping of our journal
+  std::size_t tail = 64;           // first free byte (after the 64-byte file header)
+  std::mutex mu;
+};
+
+State& state() {
+  static State* s = new State();  // never destroyed: calls may come during exit
+  return *s;
+}
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "crashkit powerloss: %s: %s; the power-loss journal cannot be kept\n", what,
+               std::strerror(errno));
+  _exit(87);
+}
+
+void map_journal(State& s) {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  std::string path = s.dir + "/" + std::string(kJournalPrefix) + std::to_string(getpid()) + "." +
+                     std::to_string(ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  int fd = real::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) die(path.c_str());
+  if (real::ftruncate(fd, static_cast<off_t>(kJournalReserve)) != 0) die("journal size");
+  void* p = mmap(nullptr, kJournalReserve, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) die("journal mmap");
+  s.journal = static_cast<char*>(p);
+  std::memcpy(s.journal, "CKPLJNL1", 8);
+  s.tail = 64;
+}
+
+// After fork the child writes its own journal: the parent's mapping stays the parent's.
+void after_fork_in_child() {
+  State& s = state();
+  if (!s.active) return;
+  new (&s.mu) std::mutex();  // a lock held by another parent thread at fork is not ours
+  s.journal = nullptr;       // its own journal, made at its first record (most forks exec)
+}
+
+std::string normalise(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+__attribute__((constructor(101))) void arm_from_environment() {
+  const char* dir = getenv(std::string(kDirVariable).c_str());
+  if (dir == nullptr || *dir == '\0') return;
+  State& s = state();
+  s.dir = dir;
+  if (const char* scope = getenv(std::string(kScopeVariable).c_str())) {
+    std::string_view rest(scope);
+    while (!rest.empty()) {
+      auto colon = rest.find(':');
+      std::string one(rest.substr(0, colon));
+      rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+      char buf[PATH_MAX];
+      if (!one.empty()) s.scope.push_back(normalise(realpath(one.c_str(), buf) ? buf : one));
+    }
+  }
+  int fd = real::open((s.dir + "/" + std::string(kSeqFile)).c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) die("sequence file");
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) die("sequence mmap");
+  s.seq = static_cast<std::uint64_t*>(p);
+  pthread_atfork(nullptr, nullptr, after_fork_in_child);
+  s.active = true;
+}
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+bool shim_active() {
+  return state().active;
+}
+
+bool path_in_scope(std::string_view path) {
+  for (const auto& s : state().scope)
+    if (path.starts_with(s) && (path.size() == s.size() || path[s.size()] == '/')) return true;
+  return false;
+}
+
+FdFacts fd_facts(int fd) {
+  FdFacts f;
+  if (!shim_active() || fd < 0) return f;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return f;
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return f;
+  char link[64], path[PATH_MAX];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n <= 0) return f;
+  f.in_scope = path_in_scope(std::string_view(path, static_cast<std::size_t>(n)));
+  if (!f.in_scope) return f;
+  int fl = fcntl(fd, F_GETFL);
+  f.directory = S_ISDIR(st.st_mode);
+  f.sync_writes = fl >= 0 && (fl & (O_SYNC | O_DSYNC)) != 0;
+  f.append = fl >= 0 && (fl & O_APPEND) != 0;
+  f.dev = st.st_dev;
+  f.ino = st.st_ino;
+  f.size = st.st_size;
+  return f;
+}
+
+bool split_at(int dirfd, const char* path, std::string& dir, std::string& name) {
+  if (!shim_active() || path == nullptr || *path == '\0') return false;
+  std::string p(path);
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto slash = p.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+  name = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (parent[0] != '/') {
+    char base[PATH_MAX];
+    if (dirfd == AT_FDCWD) {
+      if (getcwd(base, sizeof base) == nullptr) return false;
+    } else {
+      char link[64];
+      std::snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+      ssize_t n = readlink(link, base, sizeof base - 1);
+      if (n <= 0) return false;
+      base[n] = '\0';
+    }
+    parent = std::string(base) + "/" + parent;
+  }
+  char buf[PATH_MAX];
+  if (realpath(parent.c_str(), buf) == nullptr) return false;
+  dir = buf;
+  return path_in_scope(dir);
+}
+
+void append(const Entry& e) {
+  State& s = state();
+  const std::size_t raw = sizeof(RecordHeader) + e.payload_len;
+  const std::size_t len = (raw + 7) & ~std::size_t{7};
+  std::lock_guard lk(s.mu);
+  if (s.journal == nullptr) map_journal(s);  // lazily: a process that never writes has none
+  if (s.tail + len > kJournalReserve) {
+    errno = ENOSPC;
+    die("journal full (1 GiB per process)");
+  }
+  RecordHeader h{};
+  h.magic = kRecordMagic;
+  h.length = static_cast<std::uint32_t>(len);
+  h.op = static_cast<std::uint16_t>(e.op);
+  h.flags = e.flags;
+  h.seq = __atomic_add_fetch(s.seq, 1, __ATOMIC_SEQ_CST);
+  h.time_ns = now_ns();
+  h.dev = e.dev;
+  h.ino = e.ino;
+  h.target = e.target;
+  h.offset = e.offset;
+  h.len = e.len;
+  h.old_size = e.old_size;
+  h.payload = static_cast<std::uint32_t>(e.payload_len);
+  h.pid = getpid();
+  char* at = s.journal + s.tail;
+  if (e.payload_len > 0) std::memcpy(at + sizeof h, e.payload, e.payload_len);
+  std::uint32_t crc = crc32c(&h, sizeof h);
+  crc = crc32c(at + sizeof h, len - sizeof h, crc);
+  h.crc = crc;
+  std::memcpy(at, &h, sizeof h);
+  s.tail += len;
+}
+
+void append_paths(Entry e, std::string_view dir, std::string_view name, std::string_view dir2,
+                  std::string_view name2) {
+  std::string payload;
+  payload.reserve(dir.size() + name.size() + dir2.size() + name2.size() + 4);
+  for (auto part : {dir, name}) payload.append(part).push_back('\0');
+  if (!dir2.empty())
+    for (auto part : {dir2, name2}) payload.append(part).push_back('\0');
+  e.payload = payload.data();
+  e.payload_len = payload.size();
+  append(e);
+}
+
+bool stash_inode(const std::string& path, std::uint64_t dev, std::uint64_t ino) {
+  State& s = state();
+  std::string to =
+      s.dir + "/" + std::string(kStashDir) + "/" + std::to_string(dev) + "." + std::to_string(ino);
+  if (link(path.c_str(), to.c_str()) == 0 || errno == EEXIST) return true;
+  if (errno != EXDEV) return false;
+  // Another file system: keep a copy of the bytes (the inode itself cannot be kept).
+  int in = real::open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (in < 0) return false;
+  int out = real::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  char buf[65536];
+  ssize_t n;
+  while (out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (real::write(out, buf, static_cast<std::size_t>(n)) != n) break;
+  close(in);
+  if (out >= 0) close(out);
+  return out >= 0;
+}
+
+void append_image(Op op, int fd, const FdFacts& f, off_t offset, std::uint64_t len,
+                  std::uint64_t new_len) {
+  std::uint64_t have = 0;
+  if (offset < f.size)
+    have = std::min<std::uint64_t>(len, static_cast<std::uint64_t>(f.size - offset));
+  std::vector<char> before(have);
+  std::size_t got = 0;
+  int rfd = fd;
+  if (have > 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+    char link[64];  // opened write-only: read the same inode through a second description
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    rfd = real::open(link, O_RDONLY | O_CLOEXEC, 0);
+  }
+  while (rfd >= 0 && got < have) {
+    ssize_t n = pread(rfd, before.data() + got, have - got, offset + static_cast<off_t>(got));
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (rfd >= 0 && rfd != fd) close(rfd);
+  append({.op = op,
+          .dev = f.dev,
+          .ino = f.ino,
+          .offset = static_cast<std::uint64_t>(offset),
+          .len = new_len,
+          .old_size = static_cast<std::uint64_t>(f.size),
+          .flags = static_cast<std::uint16_t>(got < have ? kFlagIncomplete : 0),
+          .payload = before.data(),
+          .payload_len = got});
+}
+
+}  // namespace crashkit::powerloss
