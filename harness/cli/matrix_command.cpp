@@ -7,9 +7,9 @@
 #include <random>
 #include <thread>
 
-#include "../src/parse_number.hpp"  // the library's private number parser, shared with the CLI
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
+#include "parse_number.hpp"  // harness/src: the library's private number parser
 #include "run_command.hpp"
 
 namespace crashkit::cli {

@@ -3,7 +3,7 @@
 // (CRASHKIT_CRASH_POINTS=0) it must have compiled to nothing.
 #include <crashkit/crash_point.hpp>
 #include <crashkit/crash_point_control.hpp>
-#include <crashkit/harness/duration.hpp>
+#include <crashkit/harness.hpp>  // the harness front door: its whole public API
 #include <crashkit/notify.hpp>
 #include <cstdio>
 

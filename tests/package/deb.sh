@@ -27,8 +27,13 @@ dpkg -x "$dev" "$root"
 # The CLI package holds the CLI only; the dev package everything to build against.
 dpkg-deb -c "$cli" | grep -q "include/" && fail "crashkit package carries headers"
 for f in usr/bin/crashkit usr/include/crashkit/supervisor.hpp usr/include/crashkit/crash_point.hpp \
-         usr/include/crashkit/harness/matrix.hpp usr/include/crashkit/testing/gtest.hpp; do
+         usr/include/crashkit/harness.hpp usr/include/crashkit/harness/matrix.hpp \
+         usr/include/crashkit/testing/gtest.hpp; do
   [[ -e "$root/$f" ]] || fail "missing $f"
+done
+# The harness's private headers (harness/src) are not installed.
+for f in usr/include/crashkit/harness/run_dir.hpp usr/include/crashkit/harness/shell_command.hpp; do
+  [[ ! -e "$root/$f" ]] || fail "installed private header $f"
 done
 for f in libcrashkit_supervisor.a libcrashkit_crash_point.a libcrashkit_crash_point_protocol.a libcrashkit_harness.a \
          libcrashkit_testing.a cmake/crashkit/crashkitConfig.cmake \

@@ -2,9 +2,10 @@
 // the fault, check offline, restart, wait for READY, check online; repeat for N cycles. It
 // ends in exactly one Outcome with a one-line reason (DESIGN.md section 4).
 //
-//   CellSpec spec{.target = {"kvd", "--data-dir", "{data_dir}"}, .fault =
-//   *Fault::parse("sigkill")}; auto r = run_cell(spec, [](std::string_view line) {
-//   fmt::print("{}\n", line); }); if (r) return exit_code_for(r->outcome);
+//   CellSpec spec{.target = {"kvd", "--data-dir", "{data_dir}"},
+//                 .fault = *Fault::parse("sigkill")};
+//   auto r = run_cell(spec, [](std::string_view line) { fmt::print("{}\n", line); });
+//   if (r) return exit_code_for(r->outcome);
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "crashkit/harness/run_dir.hpp"
+#include "cell/run_dir.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>

@@ -3,13 +3,13 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "crashkit/harness/sentinel.hpp"
+#include "process/pidfd.hpp"
 
 namespace crashkit {
 
@@ -70,7 +70,7 @@ Daemon::~Daemon() {
 void Daemon::follow_main_pid() {
   const auto& announced = rx_->state().main_pid;
   if (!announced || *announced == child_.pid() || *announced == main_pid_) return;
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, *announced, 0));
+  int fd = open_pidfd(*announced);
   if (fd < 0) return;  // already gone: the started process remains the main one
   if (main_pidfd_ >= 0) close(main_pidfd_);
   main_pid_ = *announced;

@@ -1,5 +1,5 @@
 // Internal: the moving parts of one cell, shared by the signal-fault flow (cell.cpp), the
-// crash-plan flow (crash_cell.cpp) and discovery (crash_cell.cpp). Not installed.
+// crash-plan flow (crash_cell.cpp) and discovery (discovery.cpp). Not installed.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "cell/run_dir.hpp"
 #include "crashkit/crash_counters.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/daemon.hpp"
 #include "crashkit/harness/placeholders.hpp"
-#include "crashkit/harness/run_dir.hpp"
-#include "crashkit/harness/shell_command.hpp"
+#include "process/shell_command.hpp"
 
 namespace crashkit::detail {
 
@@ -44,7 +44,7 @@ class CellRun {
 
   CellResult run_signal_fault();      // cell.cpp
   CellResult run_crash_plan();        // crash_cell.cpp
-  Result<Discovery> run_discovery();  // crash_cell.cpp
+  Result<Discovery> run_discovery();  // discovery.cpp
 
   const RunDir& run_dir() const { return run_; }
 

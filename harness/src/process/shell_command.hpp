@@ -1,6 +1,6 @@
-// ShellCommand: runs a workload, set-up or checker command line with /bin/sh -c (like a
-// Makefile recipe), in its own process group, output (stdout+stderr) captured to a file,
-// bounded by a timeout after which the whole group is killed.
+// Internal (not installed): ShellCommand runs a workload, set-up or checker command line with
+// /bin/sh -c (like a Makefile recipe), in its own process group, output (stdout+stderr) captured to
+// a file, bounded by a timeout after which the whole group is killed.
 //
 //   auto r = run_shell({.command = "redis-cli -s {run_dir}/r.sock get k", .env = env,
 //                       .log = run.artifacts / "check.0.log", .timeout = 60s});

@@ -1,6 +1,8 @@
 // The crash-plan cell: arm CRASHKIT_PLAN on the first start (points crossed by the workload)
 // or on the restart after a SIGKILL (points crossed only in recovery), tell the planned crash
-// (X_CRASHKIT_FIRED) from an unexpected one, then restart clean and check.
+// (X_CRASHKIT_FIRED) from an unexpected one, then restart clean and check. Phases, in order:
+// prepare, plan_first_start (+ plan_workload), plan_kill, plan_recovery_crash (recovery plans
+// only), recover_and_check.
 #include <fmt/ranges.h>
 #include <signal.h>
 
@@ -183,30 +185,6 @@ std::optional<Verdict> CellRun::plan_recovery_crash(PlanRun& p) {
   if (auto v = run_checks(spec_.check_offline, 0, "offline")) return v;
   ++p.next_start;
   return std::nullopt;
-}
-
-Result<Discovery> CellRun::run_discovery() {
-  Discovery d;
-  d.run_dir = run_.root;
-  if (auto v = prepare()) return harness_error(v->reason);
-  auto first = start(0, 0, Arm::counters);
-  if (!first) return first.error();
-  std::optional<Daemon> daemon(std::move(*first));
-  if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery: " + *why);
-  if (spec_.workload) {
-    auto w = run_shell(shell(*spec_.workload, 0, "workload.0.log"), &rx_);
-    if (!w) return w.error();
-    if (!w->status.success()) return harness_error("discovery: workload " + w->describe());
-  }
-  daemon->kill();
-  d.run = read_crash_counters(counters_path(0, 0));
-  auto again = start(1, 1, Arm::counters);
-  if (!again) return again.error();
-  daemon.emplace(std::move(*again));
-  if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery restart: " + *why);
-  daemon->stop(SIGTERM, spec_.stop_timeout);
-  d.recovery = read_crash_counters(counters_path(1, 1));
-  return d;
 }
 
 }  // namespace crashkit::detail

@@ -1,4 +1,4 @@
-#include "crashkit/harness/shell_command.hpp"
+#include "process/shell_command.hpp"
 
 #include <fmt/format.h>
 #include <signal.h>

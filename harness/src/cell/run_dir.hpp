@@ -1,5 +1,5 @@
-// RunDir: the directory of one kill-and-verify run. data/ persists across the daemon's
-// restarts (it is what crashes must not corrupt), scratch/ is free for the workload,
+// Internal (not installed): RunDir, the directory of one kill-and-verify run. data/ persists across
+// the daemon's restarts (it is what crashes must not corrupt), scratch/ is free for the workload,
 // artifacts/ keeps captured output, and `ledger` is where the workload records intent.
 //
 //   auto run = RunDir::create("");           // fresh mkdtemp dir under $TMPDIR
