@@ -9,7 +9,7 @@
 
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
-#include "parse_number.hpp"  // harness/src: the library's private number parser
+#include "crashkit/crash_protocol.hpp"  // parse_number: the one parser of whole numbers
 #include "run_command.hpp"
 
 namespace crashkit::cli {

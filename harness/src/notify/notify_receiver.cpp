@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "parse_number.hpp"
+#include "crashkit/crash_protocol.hpp"
 
 namespace crashkit {
 namespace {
