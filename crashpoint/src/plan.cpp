@@ -67,6 +67,8 @@ const char* action_name(CrashRule::Action a) {
   switch (a) {
     case A::kill:
       return "kill";
+    case A::powerloss:
+      return "powerloss";
     case A::abort:
       return "abort";
     case A::segv:
@@ -146,12 +148,12 @@ std::string parse_action(std::string_view act, CrashRule& rule) {
     act = act.substr(0, paren);
   }
   constexpr A kAll[] = {A::kill,  A::abort, A::segv,  A::throw_, A::hang,
-                        A::pause, A::exit,  A::error, A::delay};
+                        A::pause, A::exit,  A::error, A::delay,  A::powerloss};
   const auto* found =
       std::find_if(std::begin(kAll), std::end(kAll), [&](A a) { return act == action_name(a); });
   if (found == std::end(kAll))
     return "unknown action '" + std::string(act) +
-           "' (kill, abort, segv, throw, hang, pause, exit(N), error(E), delay(D))";
+           "' (kill, abort, segv, throw, hang, pause, exit(N), error(E), delay(D), powerloss)";
   rule.action = *found;
   const bool needs_arg =
       rule.action == A::exit || rule.action == A::error || rule.action == A::delay;

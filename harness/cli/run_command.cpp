@@ -31,6 +31,9 @@ struct RunOptions {
   std::string plan;
   std::string plan_on = "start";
   bool json = false;  // discover
+  std::string powerloss_model = "strict";
+  std::vector<std::string> powerloss_scope;
+  std::uint64_t seed = 1;
   std::vector<std::string> target;
 };
 
@@ -62,6 +65,10 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   s.run_dir = o.run_dir;
   s.keep = o.keep;
   if (!o.user.empty()) s.user = o.user;
+  s.powerloss_model =
+      o.powerloss_model == "ext4" ? powerloss::Model::ext4 : powerloss::Model::strict;
+  s.powerloss_scope = o.powerloss_scope;
+  s.seed = o.seed;
   s.target = o.target;
   return s;
 }
@@ -112,6 +119,16 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
   run->add_option("--notify-access", o.notify_access, "which senders are heard")
       ->check(CLI::IsMember({"main", "all"}))
       ->capture_default_str();
+  run->add_option("--powerloss-model", o.powerloss_model,
+                  "power loss: strict (POSIX: a new entry needs its directory fsynced) or ext4 "
+                  "(a file's fsync also persists its own entry)")
+      ->check(CLI::IsMember({"strict", "ext4"}))
+      ->capture_default_str();
+  run->add_option("--powerloss-scope", o.powerloss_scope,
+                  "power loss: a directory whose files lose power (repeatable; default {data_dir})")
+      ->allow_extra_args(false);
+  run->add_option("--seed", o.seed, "power loss: which unsynced writes survive subset/torn")
+      ->capture_default_str();
   run->add_option("--run-dir", o.run_dir, "run directory (default: a new dir under $TMPDIR)");
   run->add_option("--user", o.user, "run the target and commands as this user (needs root)");
   run->add_flag("--keep", o.keep, "keep the run dir even when the cell passes");
@@ -152,7 +169,11 @@ std::function<int()> add_run_command(CLI::App& app) {
       "Crash plans (--plan): POINT@N=ACTION (Nth crossing), POINT@N+=ACTION (from the Nth on),\n"
       "POINT@%K=ACTION (every Kth); ';' separates rules. Actions: kill abort segv throw hang "
       "pause\n"
-      "exit(CODE) error(ENOSPC|EIO|...) delay(200ms). 'crashkit points TARGET' lists the points.\n"
+      "exit(CODE) error(ENOSPC|EIO|...) delay(200ms) powerloss. 'crashkit points TARGET' lists "
+      "the points.\n"
+      "Power loss (--fault powerloss*, or a plan's powerloss action): the target runs under a\n"
+      "journal shim; after the SIGKILL, what it never made durable is undone before the restart\n"
+      "(report: artifacts/powerloss.N.txt; docs/power-loss.md).\n"
       "Exit codes: 0 no findings, 1 finding, 2 usage error, 3 harness error.\n"
       "Example:\n"
       "  crashkit run --fault sigkill --cycles 3 \\\n"
@@ -160,7 +181,9 @@ std::function<int()> add_run_command(CLI::App& app) {
       "    --check 'test \"$(redis-cli -s {run_dir}/r.sock get k)\" = v' \\\n"
       "    -- redis-server --supervised systemd --port 0 --unixsocket {run_dir}/r.sock \\\n"
       "       --appendonly yes --appendfsync always --dir {data_dir}");
-  run->add_option("--fault", o->fault, "sigterm | sigkill | sigkill-after=DURATION")
+  run->add_option("--fault", o->fault,
+                  "sigterm | sigkill | sigkill-after=DURATION | powerloss | powerloss(subset) | "
+                  "powerloss(torn) | powerloss-after=DURATION")
       ->capture_default_str();
   run->add_option("--plan", o->plan, "crash plan for the daemon's crash points (replaces --fault)");
   run->add_option("--plan-on", o->plan_on,

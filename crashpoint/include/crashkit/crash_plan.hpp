@@ -6,6 +6,7 @@
 //            | N '+'    every crossing from the Nth on
 //            | '%' K    every Kth crossing: K, 2K, 3K, ...
 //   action  := kill | abort | segv | throw | hang | pause | exit(CODE)
+//            | powerloss            SIGKILL here; the harness then undoes what was not durable
 //            | error(ENAME)          ENOSPC, EIO, ... (CRASHKIT_FAULT sites only)
 //            | delay(DURATION)       e.g. 200ms, 1s, 50us
 //
@@ -25,7 +26,7 @@ inline constexpr int kPlanErrorExit = 86;
 
 struct CrashRule {
   enum class Trigger { at, from, every };
-  enum class Action { kill, abort, segv, throw_, hang, pause, exit, error, delay };
+  enum class Action { kill, abort, segv, throw_, hang, pause, exit, error, delay, powerloss };
   std::string point;
   Trigger trigger = Trigger::at;
   std::uint64_t n = 1;  // at / from: N; every: K

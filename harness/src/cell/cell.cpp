@@ -14,16 +14,34 @@
 namespace crashkit {
 
 Result<Fault> Fault::parse(std::string_view text) {
-  if (text == "sigterm") return Fault{Kind::sigterm, {}};
-  if (text == "sigkill") return Fault{Kind::sigkill, {}};
-  constexpr std::string_view prefix = "sigkill-after=";
-  if (text.starts_with(prefix)) {
-    auto d = parse_duration("--fault sigkill-after", text.substr(prefix.size()));
+  using powerloss::CrashState;
+  const std::pair<std::string_view, Fault> exact[] = {
+      {"sigterm", {Kind::sigterm}},
+      {"sigkill", {Kind::sigkill}},
+      {"powerloss", {Kind::powerloss}},
+      {"powerloss(drop)", {Kind::powerloss}},
+      {"powerloss(subset)", {.kind = Kind::powerloss, .crash_state = CrashState::subset}},
+      {"powerloss(torn)", {.kind = Kind::powerloss, .crash_state = CrashState::torn}}};
+  for (const auto& [name, f] : exact)
+    if (text == name) return f;
+  for (auto [prefix, kind] :
+       {std::pair{std::string_view("sigkill-after="), Kind::sigkill_after},
+        std::pair{std::string_view("powerloss-after="), Kind::powerloss_after}}) {
+    if (!text.starts_with(prefix)) continue;
+    auto d = parse_duration(fmt::format("--fault {}", prefix.substr(0, prefix.size() - 1)),
+                            text.substr(prefix.size()));
     if (!d) return d.error();
-    return Fault{Kind::sigkill_after, *d};
+    return Fault{.kind = kind, .after = *d};
   }
   return usage_error(fmt::format(
-      "--fault '{}': unknown fault; use sigterm, sigkill or sigkill-after=DURATION", text));
+      "--fault '{}': unknown fault; use sigterm, sigkill, sigkill-after=DURATION, powerloss, "
+      "powerloss(subset), powerloss(torn) or powerloss-after=DURATION",
+      text));
+}
+
+bool Fault::loses_power() const {
+  if (kind == Kind::powerloss || kind == Kind::powerloss_after) return true;
+  return kind == Kind::crash_plan && plan.find("=powerloss") != std::string::npos;
 }
 
 Result<Fault> Fault::crash(std::string_view plan, bool on_restart) {
@@ -47,6 +65,12 @@ std::string Fault::to_string() const {
       return "sigkill";
     case Kind::sigkill_after:
       return "sigkill-after=" + format_duration(after);
+    case Kind::powerloss:
+      return crash_state == powerloss::CrashState::drop     ? "powerloss"
+             : crash_state == powerloss::CrashState::subset ? "powerloss(subset)"
+                                                            : "powerloss(torn)";
+    case Kind::powerloss_after:
+      return "powerloss-after=" + format_duration(after);
   }
   return "sigkill";
 }
@@ -62,7 +86,7 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
     workload.emplace(std::move(*w));
   }
   const auto fault_kind = spec_.fault.kind;
-  if (fault_kind == Fault::Kind::sigkill_after) {
+  if (fault_kind == Fault::Kind::sigkill_after || fault_kind == Fault::Kind::powerloss_after) {
     // Kill while the workload runs; notice a daemon that dies on its own meanwhile.
     int watch[1] = {d.main_pidfd()};
     rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
@@ -91,7 +115,7 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
     return Verdict{
         Outcome::unexpected_exit,
         fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
-  if (fault_kind == Fault::Kind::sigkill) {
+  if (fault_kind == Fault::Kind::sigkill || fault_kind == Fault::Kind::powerloss) {
     cr.fault_status = d.kill().status;
     return std::nullopt;
   }
@@ -130,13 +154,16 @@ CellResult CellRun::run_signal_fault() {
     cr.cycle = cycle;
     auto record = [&](const Verdict& v) {
       cr.outcome = v.outcome;
-      cr.reason = v.reason;
+      // A finding after a power cut says what the cut undid (the report is an artifact).
+      cr.reason = cr.powerloss.empty() || !is_finding(v.outcome) ? v.reason
+                                                                 : v.reason + "; " + cr.powerloss;
       result.cycles.push_back(cr);
-      return finish(result, v.outcome, v.reason);
+      return finish(result, v.outcome, cr.reason);
     };
     if (auto v = apply_signal_fault(*daemon, cycle, cr)) return record(*v);
     daemon.reset();
     say(fault_line(cycle, cr));
+    if (auto v = cut_power(cycle, cr)) return record(*v);
     if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return record(*v);
     if (auto v = recover_and_check(cycle, 1, cr, daemon)) return record(*v);
     result.cycles.push_back(cr);
@@ -197,6 +224,9 @@ std::optional<Error> check_spec(const CellSpec& spec) {
     if (!exe) return exe.error();
     if (spec.fault.kind == Fault::Kind::crash_plan) {
       if (auto e = unknown_plan_point(spec.fault.plan, *exe)) return e;
+    }
+    if (spec.fault.loses_power()) {
+      if (auto e = detail::refuse_static_target(*exe)) return e;
     }
   }
   if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)

@@ -36,6 +36,9 @@ enum class Arm {
 
 struct PlanRun;  // crash_cell.cpp: what a crash-plan cell carries from phase to phase
 
+// power_cut.cpp: a statically linked target cannot be a power-loss target (usage error).
+std::optional<Error> refuse_static_target(const std::string& exe);
+
 class CellRun {
  public:
   CellRun(const CellSpec& spec, const CellLog& log, RunDir run, std::optional<Credentials> user,
@@ -88,6 +91,11 @@ class CellRun {
         return harness_error(fmt::format("counters file {}: {}", path, std::strerror(errno)));
       more.push_back("CRASHKIT_COUNTERS=" + path);
     }
+    if (spec_.fault.loses_power()) {
+      auto power = power_env(cycle);
+      if (!power) return power.error();
+      more.insert(more.end(), power->begin(), power->end());
+    }
     Daemon::Options o;
     o.argv = placeholders(cycle).apply(spec_.target);
     o.env = env(cycle, more);
@@ -95,6 +103,7 @@ class CellRun {
     o.cwd = run_.root;
     o.artifact_prefix = run_.artifacts / fmt::format("target.{}.{}", cycle, start_no);
     o.capture_limit = spec_.capture_limit;
+    o.deny_io_uring = spec_.fault.loses_power();  // io_uring would bypass the journal shim
     return Daemon::start(o, rx_);
   }
 
@@ -144,6 +153,12 @@ class CellRun {
   }
 
   std::optional<Verdict> apply_signal_fault(Daemon& d, int cycle, CycleResult& cr);  // cell.cpp
+
+  // Power loss (power_cut.cpp): the shim's environment for a start (a fresh journal), and the
+  // cut itself after the SIGKILL: undo what was not durable, keep the report as an artifact.
+  // nullopt from cut_power: go on (also for cells that do not lose power).
+  Result<std::vector<std::string>> power_env(int cycle);
+  std::optional<Verdict> cut_power(int cycle, CycleResult& cr);
 
   // The phases of a crash-plan cell, in order (crash_cell.cpp).
   std::optional<Verdict> plan_phases(PlanRun& p);

@@ -156,6 +156,8 @@ std::optional<Verdict> CellRun::plan_kill(PlanRun& p) {
   p.cycle.fault_status = p.daemon->kill().status;
   p.daemon.reset();
   say(fault_line(0, p.cycle));
+  if (p.fired || !p.on_restart)
+    if (auto v = cut_power(0, p.cycle)) return v;
   return run_checks(spec_.check_offline, 0, "offline");
 }
 
@@ -182,6 +184,7 @@ std::optional<Verdict> CellRun::plan_recovery_crash(PlanRun& p) {
   p.daemon->kill();
   p.daemon.reset();
   say("cycle 0: crash inside recovery fired");
+  if (auto v = cut_power(0, p.cycle)) return v;
   if (auto v = run_checks(spec_.check_offline, 0, "offline")) return v;
   ++p.next_start;
   return std::nullopt;

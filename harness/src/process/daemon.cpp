@@ -29,6 +29,7 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   s.env.push_back("NOTIFY_SOCKET=" + rx.address());
   s.user = o.user;
   s.cwd = o.cwd;
+  s.deny_io_uring = o.deny_io_uring;
   s.stdout_fd = out ? out->write_fd() : -1;
   s.stderr_fd = err ? err->write_fd() : -1;
   rx.drain();  // datagrams left over from a previous start must not count for this one

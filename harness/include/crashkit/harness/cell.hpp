@@ -22,21 +22,27 @@
 #include "crashkit/harness/notify_receiver.hpp"
 #include "crashkit/harness/outcome.hpp"
 #include "crashkit/harness/result.hpp"
+#include "crashkit/powerloss_rollback.hpp"
 
 namespace crashkit {
 
 struct Fault {
-  enum class Kind { sigterm, sigkill, sigkill_after, crash_plan };
+  enum class Kind { sigterm, sigkill, sigkill_after, crash_plan, powerloss, powerloss_after };
   Kind kind = Kind::sigkill;
-  Duration after{};         // for sigkill_after
+  Duration after{};         // for sigkill_after, powerloss_after
   std::string plan;         // for crash_plan: a CRASHKIT_PLAN (see <crashkit/crash_plan.hpp>)
   bool on_restart = false;  // crash_plan: arm on the restart after a SIGKILL (recovery points)
+  powerloss::CrashState crash_state = powerloss::CrashState::drop;  // powerloss*
 
-  // "sigterm", "sigkill", "sigkill-after=200ms".
+  // "sigterm", "sigkill", "sigkill-after=200ms", "powerloss", "powerloss(subset)",
+  // "powerloss(torn)", "powerloss-after=200ms" (docs/power-loss.md).
   static Result<Fault> parse(std::string_view text);
   // A crash plan, validated against the grammar.
   static Result<Fault> crash(std::string_view plan, bool on_restart);
   std::string to_string() const;
+  // Power-loss cells: the target runs under the journal shim, and after the SIGKILL whatever
+  // it never made durable is undone before the restart. Also a plan with a `powerloss` action.
+  bool loses_power() const;
 };
 
 struct CellSpec {
@@ -56,6 +62,10 @@ struct CellSpec {
   std::optional<std::string> user;
   std::size_t capture_limit = 8 << 20;
   std::vector<std::string> extra_env;  // "KEY=VALUE" for every child
+  // Power-loss cells only.
+  powerloss::Model powerloss_model = powerloss::Model::strict;
+  std::vector<std::string> powerloss_scope;  // dirs whose files lose power; empty: {data_dir}
+  std::uint64_t seed = 1;                    // powerloss(subset|torn): which writes survive
 };
 
 struct CycleResult {
@@ -64,6 +74,7 @@ struct CycleResult {
   std::string reason;
   std::optional<ExitStatus> fault_status;  // how the daemon ended under the fault
   std::optional<Duration> recovery;        // restart -> READY
+  std::string powerloss;                   // power-loss cells: what the rollback undid, one line
 };
 
 using CrossingCounts = std::map<std::string, std::uint64_t>;

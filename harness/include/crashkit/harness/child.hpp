@@ -28,6 +28,9 @@ struct SpawnOptions {
   int stdout_fd = -1;
   int stderr_fd = -1;
   std::optional<Credentials> user;  // drop to this user before exec (needs root)
+  // io_uring_setup fails with ENOSYS in the child and everything it starts (a seccomp filter,
+  // with no_new_privs): its I/O would bypass the power-loss shim, so daemons fall back.
+  bool deny_io_uring = false;
 };
 
 class Child {
@@ -41,6 +44,7 @@ class Child {
     dup_stdio,
     credentials,
     chdir,
+    seccomp,
     exec
   };
 

@@ -30,6 +30,7 @@ class Daemon {
     // "<prefix>.stdout" / "<prefix>.stderr"; empty: output goes to /dev/null.
     std::filesystem::path artifact_prefix;
     std::size_t capture_limit = 8 << 20;
+    bool deny_io_uring = false;  // see SpawnOptions
   };
 
   // Resets the receiver's state, spawns the target with NOTIFY_SOCKET set.

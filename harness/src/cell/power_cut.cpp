@@ -1,0 +1,139 @@
+// Power-loss cells: every start of the target runs under the journal shim with a fresh journal;
+// after the SIGKILL of its whole process tree, and before anything restarts (PostgreSQL fsyncs
+// its whole data dir at start-up, which would make lost data durable), roll_back() undoes what
+// the journals show was never durable. The report is an artifact: powerloss.<cycle>.txt.
+#include <elf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "cell_run.hpp"
+#include "crashkit/powerloss_journal.hpp"
+
+namespace crashkit::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The shim: $CRASHKIT_POWERLOSS_SHIM, else next to an installed crashkit
+// (<prefix>/bin/crashkit -> <prefix>/<libdir>/crashkit/), else the build tree's.
+Result<std::string> shim_path() {
+  if (const char* env = std::getenv("CRASHKIT_POWERLOSS_SHIM"); env != nullptr && *env != '\0')
+    return std::string(env);
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path installed = exe.parent_path().parent_path() / CRASHKIT_INSTALL_LIBDIR /
+                             "crashkit/libcrashkit_powerloss.so";
+  for (const fs::path& p : {installed, fs::path(CRASHKIT_POWERLOSS_SHIM_BUILD)})
+    if (!ec && fs::exists(p)) return p.string();
+  return harness_error(fmt::format(
+      "power loss: the journal shim libcrashkit_powerloss.so is not at {} nor {}; reinstall "
+      "crashkit or set CRASHKIT_POWERLOSS_SHIM",
+      installed.string(), CRASHKIT_POWERLOSS_SHIM_BUILD));
+}
+
+// "KEY=a:b" with `value` in front of whatever the harness's own environment has for KEY.
+std::string prepend(const char* key, const std::string& value, char sep) {
+  const char* old = std::getenv(key);
+  return fmt::format("{}={}{}{}", key, value,
+                     old != nullptr && *old != '\0' ? std::string(1, sep) : "",
+                     old != nullptr ? old : "");
+}
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::string summary(const powerloss::RollbackReport& r) {
+  if (r.undone == 0 && r.kept == 0)
+    return fmt::format("power loss: nothing to undo ({} journalled change(s) were durable)",
+                       r.durable);
+  std::string s = fmt::format("power loss: {} change(s) rolled back", r.undone);
+  if (r.kept > 0) s += fmt::format(", {} unsynced kept", r.kept);
+  s += fmt::format(", {} durable", r.durable);
+  if (!r.lines.empty()) s += "; first: " + r.lines.front();
+  return s;
+}
+
+}  // namespace
+
+// A statically linked target never loads the shim: its writes would go unseen and every
+// power-loss cell would pass. Refused before anything runs.
+std::optional<Error> refuse_static_target(const std::string& exe) {
+  std::ifstream in(exe, std::ios::binary);
+  Elf64_Ehdr eh{};
+  if (!in.read(reinterpret_cast<char*>(&eh), sizeof eh) ||
+      std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64)
+    return std::nullopt;  // a script: its interpreter is what runs
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph{};
+    in.seekg(
+        static_cast<std::streamoff>(eh.e_phoff + static_cast<std::uint64_t>(i) * eh.e_phentsize));
+    if (!in.read(reinterpret_cast<char*>(&ph), sizeof ph)) break;
+    if (ph.p_type == PT_INTERP) return std::nullopt;
+  }
+  return usage_error(fmt::format(
+      "power loss: {} is statically linked, so the journal shim (LD_PRELOAD) cannot see its "
+      "writes; power-loss cells need a dynamically linked target",
+      exe));
+}
+
+Result<std::vector<std::string>> CellRun::power_env(int cycle) {
+  auto shim = shim_path();
+  if (!shim) return shim.error();
+  const std::string journal = (run_.root / "powerloss").string();
+  std::string error;
+  if (!powerloss::reset_journal_dir(journal, error)) return harness_error("power loss: " + error);
+  std::string scope;
+  for (const auto& s : spec_.powerloss_scope)
+    scope += (scope.empty() ? "" : ":") + placeholders(cycle).apply(s);
+  if (scope.empty()) scope = run_.data.string();
+  return std::vector<std::string>{
+      prepend("LD_PRELOAD", *shim, ':'), fmt::format("{}={}", powerloss::kDirVariable, journal),
+      fmt::format("{}={}", powerloss::kScopeVariable, scope),
+      // A sanitizer-built target: its runtime no longer comes first (the shim does).
+      prepend("ASAN_OPTIONS", "verify_asan_link_order=0", ':')};
+}
+
+std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
+  if (!spec_.fault.loses_power()) return std::nullopt;
+  powerloss::RollbackOptions o;
+  for (const auto& s : spec_.powerloss_scope) {
+    std::error_code ec;
+    auto abs = fs::weakly_canonical(placeholders(cycle).apply(s), ec);
+    o.scope.push_back(ec ? placeholders(cycle).apply(s) : abs.string());
+  }
+  if (o.scope.empty()) o.scope.push_back(fs::weakly_canonical(run_.data).string());
+  o.model = spec_.powerloss_model;
+  o.state = spec_.fault.crash_state;
+  o.seed = spec_.seed + static_cast<std::uint64_t>(cycle);
+  o.cut_ns = monotonic_ns();
+  auto r = powerloss::roll_back((run_.root / "powerloss").string(), o);
+  const auto path = run_.artifacts / fmt::format("powerloss.{}.txt", cycle);
+  std::ofstream out(path);
+  out << fmt::format("# {} ({} model), cycle {}\n", spec_.fault.to_string(),
+                     o.model == powerloss::Model::strict ? "strict" : "ext4", cycle);
+  for (const auto& l : r.lines) out << l << "\n";
+  for (const auto& e : r.errors) out << "error: " << e << "\n";
+  cr.powerloss = summary(r);
+  say(fmt::format("cycle {}: {} (report: {})", cycle, cr.powerloss, path.string()));
+  if (!out)
+    return Verdict{Outcome::harness_error,
+                   fmt::format("power loss: cannot write the rollback report {}", path.string())};
+  if (!r.errors.empty())
+    return Verdict{Outcome::harness_error,
+                   fmt::format("power loss: the rollback is not exact: {} (report: {})",
+                               r.errors.front(), path.string())};
+  return std::nullopt;
+}
+
+}  // namespace crashkit::detail
