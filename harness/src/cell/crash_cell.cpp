@@ -69,6 +69,9 @@ CellResult CellRun::run_crash_plan() {
   p.on_restart = spec_.fault.on_restart;
   auto verdict = plan_phases(p);
   if (verdict) {
+    // A finding after a power cut says what the cut undid (the report is an artifact).
+    if (!p.cycle.powerloss.empty() && is_finding(verdict->outcome))
+      verdict->reason += "; " + p.cycle.powerloss;
     p.cycle.outcome = verdict->outcome;
     p.cycle.reason = verdict->reason;
   }

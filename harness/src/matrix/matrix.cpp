@@ -59,6 +59,11 @@ std::string repro_command(const CellSpec& s) {
     opt("--fault", s.fault.to_string());
     if (s.cycles != 1) opt("--cycles", std::to_string(s.cycles));
   }
+  if (s.fault.loses_power()) {
+    if (s.powerloss_model == powerloss::Model::ext4) opt("--powerloss-model", "ext4");
+    for (const auto& d : s.powerloss_scope) opt("--powerloss-scope", d);
+    if (s.fault.crash_state != powerloss::CrashState::drop) opt("--seed", std::to_string(s.seed));
+  }
   opt("--ready-timeout", format_duration(s.ready_timeout));
   opt("--stop-timeout", format_duration(s.stop_timeout));
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
@@ -128,7 +133,7 @@ std::string crash_cell_id(const std::string& point, std::uint64_t crossing,
 class CellLister {
  public:
   CellLister(const MatrixSpec& spec, const Coverage& coverage, std::uint64_t seed)
-      : spec_(spec), coverage_(coverage), rng_(seed) {}
+      : spec_(spec), coverage_(coverage), rng_(seed), seed_(seed) {}
 
   Status add_fault(const MatrixFault& f) {
     if (f.kind == MatrixFault::Kind::crash_points) return add_crash_cells(f);
@@ -142,10 +147,21 @@ class CellLister {
   void add(std::string id, Fault fault, std::string point = {}, std::uint64_t crossing = 0) {
     CellSpec s = spec_.base;
     s.fault = std::move(fault);
+    s.seed = seed_;
     cells_.push_back({std::move(id), std::move(s), std::move(point), crossing});
   }
 
   void add_signal_cells(const MatrixFault& f) {
+    if (f.kind == MatrixFault::Kind::powerloss) {
+      Fault fault = *Fault::parse(f.powerloss);
+      std::string id = action_slug(f.powerloss);  // "powerloss", "powerlosstorn", ...
+      if (fault.kind == Fault::Kind::powerloss_after)
+        id = "powerloss_after_" + slug(format_duration(fault.after));
+      else if (fault.crash_state != powerloss::CrashState::drop)
+        id = fmt::format("powerloss_{}_seed{}", id.substr(9), seed_);  // which writes survive
+      add(id, fault);
+      return;
+    }
     if (f.kind == MatrixFault::Kind::sigterm) {
       add("sigterm", *Fault::parse("sigterm"));
       return;
@@ -215,6 +231,7 @@ class CellLister {
   const MatrixSpec& spec_;
   const Coverage& coverage_;
   std::mt19937_64 rng_;
+  std::uint64_t seed_;
   std::vector<MatrixCell> cells_;
 };
 

@@ -88,14 +88,21 @@ class SpecReader {
     MatrixFault f;
     if (n.IsScalar()) {
       auto s = n.as<std::string>();
-      if (s == "sigterm")
+      if (s == "sigterm") {
         f.kind = MatrixFault::Kind::sigterm;
-      else if (s == "sigkill")
+      } else if (s == "sigkill") {
         f.kind = MatrixFault::Kind::sigkill;
-      else
+      } else if (s.starts_with("powerloss")) {
+        auto parsed = Fault::parse(s);
+        if (!parsed) fail(n, parsed.error().message);
+        f.kind = MatrixFault::Kind::powerloss;
+        f.powerloss = s;
+      } else {
         fail(n, fmt::format("unknown fault '{}' (sigterm, sigkill, sigkill: {{after: [...]}}, "
-                            "crash_points: {{...}})",
+                            "powerloss, \"powerloss(subset)\", \"powerloss(torn)\", "
+                            "powerloss-after=DURATION, crash_points: {{...}})",
                             s));
+      }
       return f;
     }
     if (!n.IsMap() || n.size() != 1)
@@ -140,6 +147,8 @@ class SpecReader {
     auto probe = parse_crash_plan("x@1=" + f.action);
     if (auto* e = std::get_if<CrashPlanError>(&probe))
       fail(body["action"] ? body["action"] : body, "bad action '" + f.action + "': " + e->message);
+    if (std::get<std::vector<CrashRule>>(probe).size() != 1)  // "kill;other@1=kill" smuggles a rule
+      fail(body["action"], "bad action '" + f.action + "': one action, without ';'");
     if (const YAML::Node ph = body["phase"]; ph) {
       auto v = scalar(ph, "phase");
       if (v == "run")
@@ -174,9 +183,9 @@ class SpecReader {
   }
 
   MatrixSpec read(const YAML::Node& root) const {
-    known_keys(root,
-               {"target", "ready_timeout", "stop_timeout", "command_timeout", "notify_access",
-                "prepare", "workload", "check_offline", "check_online", "env", "user", "faults"});
+    known_keys(root, {"target", "ready_timeout", "stop_timeout", "command_timeout", "notify_access",
+                      "prepare", "workload", "check_offline", "check_online", "env", "user",
+                      "faults", "powerloss_model", "powerloss_scope"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -198,6 +207,21 @@ class SpecReader {
       m.base.check_offline = commands(root["check_offline"], "check_offline");
     if (root["check_online"]) m.base.check_online = commands(root["check_online"], "check_online");
     if (root["user"]) m.base.user = scalar(root["user"], "user");
+    if (root["powerloss_model"]) {
+      auto v = scalar(root["powerloss_model"], "powerloss_model");
+      if (v != "strict" && v != "ext4")
+        fail(root["powerloss_model"], "powerloss_model must be strict or ext4");
+      m.base.powerloss_model = v == "ext4" ? powerloss::Model::ext4 : powerloss::Model::strict;
+    }
+    if (root["powerloss_scope"]) {
+      const YAML::Node sc = root["powerloss_scope"];
+      if (sc.IsScalar())
+        m.base.powerloss_scope.push_back(sc.as<std::string>());
+      else if (sc.IsSequence())
+        for (const auto& x : sc) m.base.powerloss_scope.push_back(scalar(x, "powerloss_scope"));
+      else
+        fail(sc, "powerloss_scope must be a directory or a list of directories");
+    }
     if (const YAML::Node env = root["env"]; env) {
       if (!env.IsMap()) fail(env, "env must be a mapping KEY: value");
       for (const auto& kv : env)

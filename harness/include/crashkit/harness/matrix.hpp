@@ -19,8 +19,9 @@
 namespace crashkit {
 
 struct MatrixFault {
-  enum class Kind { sigterm, sigkill, crash_points };
+  enum class Kind { sigterm, sigkill, crash_points, powerloss };
   Kind kind = Kind::sigkill;
+  std::string powerloss;                 // powerloss: the --fault spelling, "powerloss(torn)"
   std::vector<Duration> after;           // sigkill: {after: [...]}; empty = after the workload
   std::vector<std::string> points;       // crash_points; empty = all
   std::vector<std::uint64_t> crossings;  // empty = all discovered
