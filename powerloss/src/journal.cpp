@@ -80,11 +80,31 @@ void read_one(const std::string& path, JournalDir& out) {
   munmap(p, size);
 }
 
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes CRC-32C: 8 bytes a cycle or so, against a table lookup
+// per byte (a 4 KiB before-image: ~0.3 us instead of ~13 us).
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(const unsigned char* b, std::size_t n,
+                                                          std::uint32_t crc) {
+  std::uint64_t c = crc;
+  for (; n >= 8; n -= 8, b += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, b, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  for (; n > 0; --n, ++b) c = __builtin_ia32_crc32qi(static_cast<std::uint32_t>(c), *b);
+  return static_cast<std::uint32_t>(c);
+}
+#endif
+
 }  // namespace
 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
   const auto* b = static_cast<const unsigned char*>(data);
   crc = ~crc;
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return ~crc32c_hw(b, n, crc);
+#endif
   for (std::size_t i = 0; i < n; ++i) crc = kTable[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
   return ~crc;
 }

@@ -8,7 +8,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +34,12 @@ struct State {
   std::uint64_t* seq = nullptr;    // shared across processes
   char* journal = nullptr;         // kJournalReserve bytes, shared mapping of our journal
   std::size_t tail = 64;           // first free byte (after the 64-byte file header)
+  int fd = -1;                     // the journal, for records too large to copy into the map
+  std::string journal_path;
+  std::size_t allocated = 0;  // journal bytes with blocks allocated (fallocate) ahead
+  dev_t journal_dev = 0;
+  ino_t journal_ino = 0;
+  pid_t pid = 0;  // the journal's process (getpid() once, not per record)
   std::mutex mu;
 };
 
@@ -59,11 +67,20 @@ void map_journal(State& s) {
   if (fd < 0) die(path.c_str());
   if (real::ftruncate(fd, static_cast<off_t>(kJournalReserve)) != 0) die("journal size");
   void* p = mmap(nullptr, kJournalReserve, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
   if (p == MAP_FAILED) die("journal mmap");
+  madvise(p, kJournalReserve, MADV_RANDOM);  // no readahead of the journal's unwritten pages
+  if (s.fd >= 0) close(s.fd);                // a fork child's copy of its parent's journal fd
+  s.fd = fd;
+  s.journal_path = path;
+  s.allocated = 0;
+  struct stat st;
+  if (fstat(fd, &st) != 0) die("journal stat");
+  s.journal_dev = st.st_dev;
+  s.journal_ino = st.st_ino;
   s.journal = static_cast<char*>(p);
   std::memcpy(s.journal, "CKPLJNL1", 8);
   s.tail = 64;
+  s.pid = getpid();
 }
 
 // After fork the child writes its own journal: the parent's mapping stays the parent's.
@@ -83,7 +100,8 @@ __attribute__((constructor(101))) void arm_from_environment() {
   const char* dir = getenv(std::string(kDirVariable).c_str());
   if (dir == nullptr || *dir == '\0') return;
   State& s = state();
-  s.dir = dir;
+  char resolved[PATH_MAX];
+  s.dir = normalise(realpath(dir, resolved) != nullptr ? resolved : dir);
   if (const char* scope = getenv(std::string(kScopeVariable).c_str())) {
     std::string_view rest(scope);
     while (!rest.empty()) {
@@ -118,8 +136,12 @@ bool shim_active() {
 }
 
 bool path_in_scope(std::string_view path) {
+  auto under = [&](const std::string& dir) {
+    return path.starts_with(dir) && (path.size() == dir.size() || path[dir.size()] == '/');
+  };
+  if (under(state().dir)) return false;  // the journal itself, even inside a scope dir
   for (const auto& s : state().scope)
-    if (path.starts_with(s) && (path.size() == s.size() || path[s.size()] == '/')) return true;
+    if (under(s)) return true;
   return false;
 }
 
@@ -247,6 +269,39 @@ bool split_at(int dirfd, const char* path, std::string& dir, std::string& name) 
   return path_in_scope(dir);
 }
 
+// Records at least this large are written with pwritev: copying them into the mapping would
+// first fault in (and zero) the file's pages, which costs more than the write itself.
+constexpr std::size_t kWriteThrough = 1024;
+
+void write_record(State& s, const RecordHeader& h, const void* payload, std::size_t n,
+                  std::size_t pad) {
+  static const char kZeros[8] = {};
+  // statx, not fstat: asking for the timestamps would make the next write update them finely.
+  struct statx stx;
+  if (statx(s.fd, "", AT_EMPTY_PATH, STATX_INO, &stx) != 0 ||
+      makedev(stx.stx_dev_major, stx.stx_dev_minor) != s.journal_dev ||
+      stx.stx_ino != s.journal_ino) {
+    // The daemon closed (or reused) our descriptor: open the journal again by its name.
+    s.fd = real::open(s.journal_path.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (s.fd < 0) die("journal reopen");
+  }
+  iovec iov[3] = {{const_cast<RecordHeader*>(&h), sizeof h},
+                  {const_cast<void*>(payload), n},
+                  {const_cast<char*>(kZeros), pad}};
+  const auto want = static_cast<ssize_t>(sizeof h + n + pad);
+  if (real::pwritev_fn()(s.fd, iov, 3, static_cast<off_t>(s.tail)) != want) die("journal write");
+}
+
+// Allocates the journal's blocks ahead, 8 MiB at a time, rather than one page per record.
+void allocate_ahead(State& s, std::size_t end) {
+  constexpr std::size_t kAhead = std::size_t{8} << 20;
+  if (end <= s.allocated || s.allocated >= kJournalReserve) return;
+  const std::size_t to = std::min(kJournalReserve, (end / kAhead + 2) * kAhead);
+  if (syscall(SYS_fallocate, s.fd, 0, static_cast<off_t>(s.allocated),
+              static_cast<off_t>(to - s.allocated)) == 0)  // not through the shim's fallocate
+    s.allocated = to;
+}
+
 void append(const Entry& e) {
   State& s = state();
   const std::size_t raw = sizeof(RecordHeader) + e.payload_len;
@@ -271,13 +326,22 @@ void append(const Entry& e) {
   h.len = e.len;
   h.old_size = e.old_size;
   h.payload = static_cast<std::uint32_t>(e.payload_len);
-  h.pid = getpid();
-  char* at = s.journal + s.tail;
-  if (e.payload_len > 0) std::memcpy(at + sizeof h, e.payload, e.payload_len);
+  h.pid = s.pid;
+  static const char kZeros[8] = {};
+  const std::size_t pad = len - raw;
+  allocate_ahead(s, s.tail + len);
   std::uint32_t crc = crc32c(&h, sizeof h);
-  crc = crc32c(at + sizeof h, len - sizeof h, crc);
-  h.crc = crc;
-  std::memcpy(at, &h, sizeof h);
+  crc = crc32c(e.payload, e.payload_len, crc);
+  h.crc = crc32c(kZeros, pad, crc);
+  if (e.payload_len >= kWriteThrough) {
+    write_record(s, h, e.payload, e.payload_len, pad);
+  } else {
+    // Small records are copied into the shared mapping, payload first and the header last:
+    // a record is there once its header is (a SIGKILL stops the copy between two stores).
+    char* at = s.journal + s.tail;
+    if (e.payload_len > 0) std::memcpy(at + sizeof h, e.payload, e.payload_len);
+    std::memcpy(at, &h, sizeof h);
+  }
   s.tail += len;
 }
 

@@ -30,6 +30,7 @@ CRASHKIT_REAL(int, open, (const char*, int, ...))
 CRASHKIT_REAL(int, openat, (int, const char*, int, ...))
 CRASHKIT_REAL(ssize_t, write, (int, const void*, size_t))
 CRASHKIT_REAL(int, ftruncate, (int, off_t))
+CRASHKIT_REAL(ssize_t, pwritev, (int, const iovec*, int, off_t))
 #undef CRASHKIT_REAL
 
 inline int open(const char* path, int flags, mode_t mode) {
