@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -291,6 +292,14 @@ TEST(Supervisor, ProcessWorkerIsTerminatedOnStop) {
   EXPECT_EQ(sup.status("sleeper").state, WorkerStatus::State::stopped);
 }
 
+// A worker that panics on its first run, then runs until stopped; `runs` counts its runs.
+std::function<void(std::stop_token, Heartbeat&)> panics_once(std::atomic<int>& runs) {
+  return [&runs](std::stop_token st, Heartbeat&) {
+    if (runs.fetch_add(1) == 0) throw std::runtime_error("once");
+    await_stop(st);
+  };
+}
+
 // OTP waits for a killed child to exit before stopping the next; run() returns only when
 // every process worker is reaped. A process that ignores SIGTERM is SIGKILLed at its
 // shutdown_timeout, never abandoned alive.
@@ -352,10 +361,7 @@ TEST(Supervisor, GroupRestartRestartsAThreadSiblingThatOverranItsStop) {
                  while (slow_runs == 1 && !slow_may_stop) std::this_thread::yield();
                },
            .shutdown_timeout = 20ms});
-  sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
-             if (b_runs.fetch_add(1) == 0) throw std::runtime_error("once");
-             await_stop(st);
-           }});
+  sup.add({.name = "b", .run = panics_once(b_runs)});
   supervise(
       sup,
       [&] {
@@ -376,10 +382,7 @@ TEST(Supervisor, GroupRestartRestartsAProcessSiblingThatIgnoredSigterm) {
   sup.add({.name = "stubborn",
            .process = {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.01; done"},
            .shutdown_timeout = 50ms});
-  sup.add({.name = "b", .run = [&](std::stop_token st, Heartbeat&) {
-             if (b_runs.fetch_add(1) == 0) throw std::runtime_error("once");
-             await_stop(st);
-           }});
+  sup.add({.name = "b", .run = panics_once(b_runs)});
   supervise(
       sup,
       [&] {
