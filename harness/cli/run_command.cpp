@@ -121,7 +121,7 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
       ->capture_default_str();
   run->add_option("--powerloss-model", o.powerloss_model,
                   "power loss: strict (POSIX: a new entry needs its directory fsynced) or ext4 "
-                  "(a file's fsync also persists its own entry)")
+                  "(any fsync commits every earlier directory change, as ext4/XFS do)")
       ->check(CLI::IsMember({"strict", "ext4"}))
       ->capture_default_str();
   run->add_option("--powerloss-scope", o.powerloss_scope,

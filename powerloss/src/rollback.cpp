@@ -25,7 +25,7 @@ using Key = std::pair<std::uint64_t, std::uint64_t>;  // (dev, ino)
 struct Durability {
   std::uint64_t all = 0;
   std::map<Key, std::uint64_t> file, dir;
-  std::map<Key, bool> nondurable_calls;
+  std::map<std::uint64_t, std::uint64_t> commit;  // device -> last fsync of anything on it
 
   explicit Durability(const std::vector<Record>& records) {
     for (const auto& r : records) {
@@ -36,9 +36,11 @@ struct Durability {
           break;
         case Op::sync_file:
           file[k] = r.h.seq;
+          commit[r.h.dev] = r.h.seq;
           break;
         case Op::sync_dir:
           dir[k] = r.h.seq;
+          commit[r.h.dev] = r.h.seq;
           break;
         default:
           break;
@@ -54,10 +56,11 @@ struct Durability {
     bool dirs = synced(dir, {r.h.dev, r.h.ino}, r.h.seq);
     if (static_cast<Op>(r.h.op) == Op::rename)
       dirs = dirs && synced(dir, {r.h.dev, r.h.old_size}, r.h.seq);
-    if (dirs) return true;
-    const auto op = static_cast<Op>(r.h.op);
-    const bool names_the_file = op == Op::create || op == Op::rename || op == Op::link;
-    return model == Model::ext4 && names_the_file && synced(file, {r.h.dev, r.h.target}, r.h.seq);
+    if (dirs || model != Model::ext4) return dirs;
+    // ext4 and XFS: an fsync commits the file system's journal, and with it every directory
+    // change made before it on that file system (file data still needs its own fsync).
+    auto it = commit.find(r.h.dev);
+    return it != commit.end() && r.h.seq < it->second;
   }
 };
 

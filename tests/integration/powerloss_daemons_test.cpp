@@ -107,7 +107,9 @@ fs::path run_dir_for(const std::string& name) {
 
 std::vector<std::string> kvd_args() {
   const std::string bin = kFixtures.string() + "/";
-  return {"--cycles",
+  return {"--user",
+          "postgres",
+          "--cycles",
           "2",
           "--workload",
           bin +
@@ -170,7 +172,9 @@ std::vector<std::string> redis_args(const std::string& appendfsync) {
   const std::string cli = "redis-cli -s {run_dir}/r.sock";
   const std::string server =
       std::string(kRedis) + " --port 0 --dir {data_dir} --save '' --appendonly yes";
-  return {"--cycles",
+  return {"--user",
+          "postgres",
+          "--cycles",
           "2",
           "--prepare",
           server +
@@ -233,31 +237,26 @@ TEST(PowerlossRedis, AppendfsyncEverysecLosesAcknowledgedKeys) {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL 15: 20 INSERTs per cycle, each its own autocommit transaction, acknowledged when
 // psql returns 0.
-//
-// Postgres refuses root, and `crashkit run --user postgres` cannot be combined with power loss
-// yet: the harness creates the journal dir (run_dir/powerloss, its `seq` file 0600) as root for
-// every start, so the shim inside a postgres running as `postgres` cannot open it and exits 87
-// ("crashkit powerloss: sequence file: Permission denied"). Until the harness hands the journal
-// dir to --user, the target is a root shell that gives it to postgres and execs postgres through
-// setpriv (same pid, so READY is still from the main process); the notify socket is handed over
-// the same way. The run dir lives under /tmp, which postgres can reach.
+// Postgres refuses root: `--user postgres` runs it, its commands and its shim as postgres (the
+// harness hands the run dir, the notify socket and the journal dir over). The run dir lives
+// under /tmp, which postgres can reach.
 
 std::string pg_run_dir(const std::string& name) {
   return "/tmp/ck-pl-pg-" + name + "-" + std::to_string(getpid());
 }
 
 std::vector<std::string> postgres_args(const std::vector<std::string>& settings) {
-  const std::string as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups ";
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
   std::string server = std::string(kPostgres) + " -D {data_dir} -k {run_dir} -c listen_addresses=";
   for (const auto& s : settings) server += " -c " + s;
-  return {"--cycles",
+  return {"--user",
+          "postgres",
+          "--cycles",
           "2",
           "--ready-timeout",
           "60s",
           "--prepare",
-          "chown postgres: {run_dir} {data_dir} && chmod 700 {data_dir} && " + as_postgres +
-              kInitdb + " -D {data_dir} -A trust -U postgres >/dev/null",
+          std::string(kInitdb) + " -D {data_dir} -A trust -U postgres >/dev/null",
           "--workload",
           psql + " -c 'create table if not exists t(i int)' || exit 1; " +
               "for i in $(seq 1 20); do r=$(({cycle} * 1000 + i)); " + psql +
@@ -270,16 +269,13 @@ std::vector<std::string> postgres_args(const std::vector<std::string>& settings)
           "--",
           "/bin/sh",
           "-c",
-          "chown -R postgres: {run_dir}/powerloss 2>/dev/null; "
-          "case $NOTIFY_SOCKET in /*) chown postgres \"$NOTIFY_SOCKET\";; esac; exec " +
-              as_postgres + server};
+          "exec " + server};
 }
 
 std::string postgres_skip_reason() {
   if (!installed(kPostgres)) return "postgresql-15 not installed (scripts/setup installs it)";
   if (geteuid() != 0) return "needs root to run postgres as the postgres user";
   if (getpwnam("postgres") == nullptr) return "no postgres user";
-  if (!installed("/usr/bin/setpriv")) return "setpriv (util-linux) not installed";
   return {};
 }
 

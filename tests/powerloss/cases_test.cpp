@@ -120,6 +120,17 @@ TEST(PowerlossModels, CreateWithoutDirFsyncIsLostUnderStrictAndKeptUnderExt4) {
   EXPECT_EQ(cut("create_dir_fsync", {.model = Model::strict}).n, "new");
 }
 
+// ext4's journal commit: any fsync keeps every earlier directory change, but not the data of
+// a file that was never fsynced itself.
+TEST(PowerlossModels, AnyFsyncCommitsEarlierEntriesUnderExt4Only) {
+  auto strict = cut("create_then_fsync_other", {.model = Model::strict});
+  EXPECT_EQ(strict.n, "-") << lines(strict.report);
+  EXPECT_EQ(strict.f, "oldnew");
+  auto ext4 = cut("create_then_fsync_other", {.model = Model::ext4});
+  EXPECT_EQ(ext4.n, "") << lines(ext4.report);  // the entry survives, its bytes do not
+  EXPECT_EQ(ext4.f, "oldnew");
+}
+
 TEST(PowerlossModels, RenameReplaceWithoutDirFsyncIsUndoneAndExplained) {
   auto o = cut("rename_replace_no_dir_fsync");
   EXPECT_EQ(o.f, "old");

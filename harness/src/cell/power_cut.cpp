@@ -93,6 +93,12 @@ Result<std::vector<std::string>> CellRun::power_env(int cycle) {
   const std::string journal = (run_.root / "powerloss").string();
   std::string error;
   if (!powerloss::reset_journal_dir(journal, error)) return harness_error("power loss: " + error);
+  if (user_) {  // the shim runs as the --user: its journals, sequence file and stash are its own
+    for (const char* part : {"", "/seq", "/stash"})
+      if (chown((journal + part).c_str(), user_->uid, user_->gid) != 0)
+        return harness_error(fmt::format("power loss: chown {}{} for --user failed: {}", journal,
+                                         part, std::strerror(errno)));
+  }
   std::string scope;
   for (const auto& s : spec_.powerloss_scope)
     scope += (scope.empty() ? "" : ":") + placeholders(cycle).apply(s);

@@ -13,8 +13,9 @@
 namespace crashkit::powerloss {
 
 // strict: POSIX; a created, renamed or linked entry is durable once its directory was
-// fsynced (a rename across directories: both). ext4: fsync of a file also persists its own
-// new entry, as ext4 and XFS do in practice.
+// fsynced (a rename across directories: both). ext4: any fsync commits the file system's
+// journal and with it every earlier directory change there, as ext4 and XFS do in practice
+// (a file's own fsync thus also keeps its new entry); file data still needs its own fsync.
 enum class Model { strict, ext4 };
 // drop: every unsynced change is lost. subset: each unsynced write independently kept or lost.
 // torn: each unsynced write keeps a random subset of its 512-byte sectors.
