@@ -15,7 +15,8 @@ namespace {
 using markup::escape;
 using markup::secs;
 
-constexpr int kSignalW = 130;  // a signal cell's box, wide enough for its id
+constexpr int kSignalW =
+    200;  // a whole-run cell's box, wide enough for its id (powerloss_torn_seed11)
 
 const char* colour(Outcome o) {
   switch (o) {
@@ -81,7 +82,8 @@ Grid grid_of(const std::vector<MatrixResult>& results) {
 // The strip of signal cells (no point) above the grid, at height `y`.
 std::string signal_strip(const std::vector<const MatrixResult*>& signals, int y) {
   const int box = kBox, gap = kGap, label_w = kLabelW;
-  std::string svg = fmt::format("<text x=\"0\" y=\"{}\" class=\"lbl\">signals</text>\n", y + 13);
+  std::string svg =
+      fmt::format("<text x=\"0\" y=\"{}\" class=\"lbl\">signals, power loss</text>\n", y + 13);
   int x = label_w;
   for (const auto* r : signals) {
     svg += fmt::format(
