@@ -109,6 +109,15 @@ std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
   return ~crc;
 }
 
+std::uint64_t armed_count(const std::string& journal_dir) {
+  std::uint64_t words[2] = {0, 0};
+  int fd = open((journal_dir + "/" + std::string(kSeqFile)).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  const bool ok = pread(fd, words, sizeof words, 0) == static_cast<ssize_t>(sizeof words);
+  close(fd);
+  return ok ? words[1] : 0;
+}
+
 JournalDir read_journal_dir(const std::string& dir) {
   JournalDir out;
   DIR* d = opendir(dir.c_str());

@@ -118,6 +118,7 @@ __attribute__((constructor(101))) void arm_from_environment() {
   close(fd);
   if (p == MAP_FAILED) die("sequence mmap");
   s.seq = static_cast<std::uint64_t*>(p);
+  __atomic_add_fetch(s.seq + 1, 1, __ATOMIC_SEQ_CST);  // this image is armed
   pthread_atfork(nullptr, nullptr, after_fork_in_child);
   s.active = true;
 }

@@ -94,5 +94,15 @@ TEST(PowerlossCli, AFindingKeepsAReportThatExplainsTheRollback) {
   fs::remove_all(run_dir);
 }
 
+// A target that never loaded the shim journalled nothing: that is a harness error, never a
+// silent pass (here the loader cannot find the shim; with --user it could not read it).
+TEST(PowerlossCli, ATargetThatNeverLoadedTheShimIsAHarnessError) {
+  auto r = test::run_cli({kCli, "run", "--fault", "powerloss", "--", kNotify}, 1min,
+                         {"CRASHKIT_POWERLOSS_SHIM=/nonexistent/libcrashkit_powerloss.so"});
+  EXPECT_EQ(r.code(), 3) << r.output;
+  EXPECT_NE(r.output.find("never loaded the journal shim"), std::string::npos) << r.output;
+  EXPECT_EQ(test::run_cli({kCli, "run", "-q", "--fault", "powerloss", "--", kNotify}).code(), 0);
+}
+
 }  // namespace
 }  // namespace crashkit

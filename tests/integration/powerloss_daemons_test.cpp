@@ -107,9 +107,7 @@ fs::path run_dir_for(const std::string& name) {
 
 std::vector<std::string> kvd_args() {
   const std::string bin = kFixtures.string() + "/";
-  return {"--user",
-          "postgres",
-          "--cycles",
+  return {"--cycles",
           "2",
           "--workload",
           bin +
@@ -172,9 +170,7 @@ std::vector<std::string> redis_args(const std::string& appendfsync) {
   const std::string cli = "redis-cli -s {run_dir}/r.sock";
   const std::string server =
       std::string(kRedis) + " --port 0 --dir {data_dir} --save '' --appendonly yes";
-  return {"--user",
-          "postgres",
-          "--cycles",
+  return {"--cycles",
           "2",
           "--prepare",
           server +

@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,8 +88,22 @@ std::optional<Error> refuse_static_target(const std::string& exe) {
       exe));
 }
 
-Result<std::vector<std::string>> CellRun::power_env(int cycle) {
+// With --user the shim is copied into the run dir (which that user can reach, checked before
+// anything ran): the loader silently ignores an LD_PRELOAD the target cannot read.
+Result<std::string> shim_for(const std::optional<Credentials>& user, const fs::path& run_root) {
   auto shim = shim_path();
+  if (!shim || !user) return shim;
+  const fs::path copy = run_root / "libcrashkit_powerloss.so";
+  std::error_code ec;
+  if (!fs::exists(copy)) fs::copy_file(*shim, copy, ec);
+  if (ec || chmod(copy.c_str(), 0755) != 0)
+    return harness_error(fmt::format("power loss: cannot copy the shim to {} for --user: {}",
+                                     copy.string(), ec ? ec.message() : std::strerror(errno)));
+  return copy.string();
+}
+
+Result<std::vector<std::string>> CellRun::power_env(int cycle) {
+  auto shim = shim_for(user_, run_.root);
   if (!shim) return shim.error();
   const std::string journal = (run_.root / "powerloss").string();
   std::string error;
@@ -112,6 +127,12 @@ Result<std::vector<std::string>> CellRun::power_env(int cycle) {
 
 std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
   if (!spec_.fault.loses_power()) return std::nullopt;
+  // A target that never loaded the shim journalled nothing: a pass would mean nothing.
+  if (powerloss::armed_count((run_.root / "powerloss").string()) == 0)
+    return Verdict{Outcome::harness_error,
+                   "power loss: the target never loaded the journal shim (the loader ignored "
+                   "LD_PRELOAD: a setuid or static program, or a shim it cannot read), so nothing "
+                   "it wrote could be rolled back"};
   powerloss::RollbackOptions o;
   for (const auto& s : spec_.powerloss_scope) {
     std::error_code ec;

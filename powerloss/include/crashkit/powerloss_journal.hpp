@@ -21,7 +21,9 @@ inline constexpr std::string_view kDirVariable = "CRASHKIT_POWERLOSS_DIR";      
 inline constexpr std::string_view kScopeVariable = "CRASHKIT_POWERLOSS_SCOPE";  // dirs, ':'-joined
 
 // Files in the journal dir.
-inline constexpr std::string_view kSeqFile = "seq";       // 4 KiB, a std::uint64_t at offset 0
+// 4 KiB: the global sequence (a std::uint64_t at offset 0) and how many process images armed
+// the shim (at offset 8): zero after a start means the target never loaded it.
+inline constexpr std::string_view kSeqFile = "seq";
 inline constexpr std::string_view kStashDir = "stash";    // inodes kept alive: "<dev>.<ino>"
 inline constexpr std::string_view kJournalPrefix = "j.";  // "j.<pid>.<generation>"
 inline constexpr std::size_t kJournalReserve = std::size_t{1} << 30;  // sparse, mapped once
@@ -83,6 +85,8 @@ struct JournalDir {
 };
 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0);
+// How many process images armed the shim with this journal dir (0: none, or no such dir).
+std::uint64_t armed_count(const std::string& journal_dir);
 JournalDir read_journal_dir(const std::string& dir);
 
 }  // namespace crashkit::powerloss
