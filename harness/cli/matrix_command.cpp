@@ -7,9 +7,9 @@
 #include <random>
 #include <thread>
 
+#include "crashkit/crash_protocol.hpp"  // parse_number: the one parser of whole numbers
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
-#include "crashkit/crash_protocol.hpp"  // parse_number: the one parser of whole numbers
 #include "run_command.hpp"
 
 namespace crashkit::cli {
@@ -177,7 +177,7 @@ std::function<int()> add_matrix_command(CLI::App& app) {
       "Exit codes: 0 no findings, 1 finding, 2 spec error, 3 harness error.");
   cmd->add_option("spec", o->spec, "matrix YAML file")->required();
   cmd->add_option("-j,--jobs", o->jobs, "cells run in parallel (default: number of cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least_one());
   cmd->add_option("--seed", o->seed, "seed for sampled crossings (default: random, printed)");
   cmd->add_option("--shard", o->shard, "run shard I of N (I/N)");
   cmd->add_option("--junit", o->junit, "write JUnit XML here");

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "crashkit/crash_protocol.hpp"  // parse_number
 #include "crashkit/harness/cell.hpp"
 
 namespace crashkit::cli {
@@ -33,7 +35,7 @@ struct RunOptions {
   bool json = false;  // discover
   std::string powerloss_model = "strict";
   std::vector<std::string> powerloss_scope;
-  std::uint64_t seed = 1;
+  std::string seed = "1";
   std::vector<std::string> target;
 };
 
@@ -68,7 +70,11 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   s.powerloss_model =
       o.powerloss_model == "ext4" ? powerloss::Model::ext4 : powerloss::Model::strict;
   s.powerloss_scope = o.powerloss_scope;
-  s.seed = o.seed;
+  auto seed = parse_number<std::uint64_t>(o.seed);
+  if (!seed)
+    return usage_error(fmt::format("--seed '{}': give a whole number from 0 to {}", o.seed,
+                                   std::numeric_limits<std::uint64_t>::max()));
+  s.seed = *seed;
   s.target = o.target;
   return s;
 }
@@ -193,7 +199,7 @@ std::function<int()> add_run_command(CLI::App& app) {
       ->capture_default_str();
   run->add_option("--cycles", o->cycles, "fault+restart cycles in one run")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least_one());
   add_cell_options(run, *o);
   return [o] { return execute(*o); };
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace crashkit::cli {
 
@@ -12,5 +13,24 @@ std::function<int()> add_run_command(CLI::App& app);
 std::function<int()> add_discover_command(CLI::App& app);
 std::function<int()> add_points_command(CLI::App& app);
 std::function<int()> add_matrix_command(CLI::App& app);
+
+// A validator for counts (--cycles, --jobs): a whole number from 1 to 1,000,000, said in one
+// short line (CLI11's PositiveNumber printed a 309-digit range).
+inline CLI::Validator at_least_one() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::size_t used = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(s, &used);
+        } catch (...) {
+          used = 0;
+        }
+        if (used != s.size() || s.empty() || s[0] == '+' || v < 1 || v > 1000000)
+          return "'" + s + "' is not a whole number from 1 to 1000000";
+        return {};
+      },
+      "N >= 1");
+}
 
 }  // namespace crashkit::cli

@@ -218,6 +218,12 @@ std::optional<Error> unknown_plan_point(const std::string& plan, const std::stri
 std::optional<Error> check_spec(const CellSpec& spec) {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
   if (spec.cycles < 1) return usage_error("--cycles must be at least 1");
+  for (auto [d, name] : {std::pair{spec.ready_timeout, "--ready-timeout"},
+                         std::pair{spec.stop_timeout, "--stop-timeout"},
+                         std::pair{spec.command_timeout, "--command-timeout"}})
+    if (d <= Duration::zero())
+      return usage_error(
+          fmt::format("{} {}: a timeout must be longer than 0", name, format_duration(d)));
   // Check the binary before creating anything, so a typo is a usage error (exit 2).
   if (spec.target[0].find('{') == std::string::npos) {
     auto exe = resolve_executable(spec.target[0]);

@@ -241,6 +241,11 @@ class SpecReader {
 }  // namespace
 
 Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    return usage_error(
+        fmt::format("{}: cannot read the matrix file: {}; give the matrix YAML file", file.string(),
+                    fs::exists(file, ec) ? "not a regular file (a directory?)" : "no such file"));
   YAML::Node root;
   try {
     root = YAML::LoadFile(file.string());
@@ -250,6 +255,8 @@ Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
   } catch (const YAML::ParserException& e) {
     return usage_error(
         fmt::format("{}:{}: YAML syntax error: {}", file.string(), e.mark.line + 1, e.msg));
+  } catch (const std::exception& e) {  // an I/O error while reading it
+    return usage_error(fmt::format("{}: cannot read the matrix file: {}", file.string(), e.what()));
   }
   try {
     return SpecReader(std::filesystem::absolute(file)).read(root);
