@@ -274,9 +274,10 @@ bool split_at(int dirfd, const char* path, std::string& dir, std::string& name) 
 // first fault in (and zero) the file's pages, which costs more than the write itself.
 constexpr std::size_t kWriteThrough = 1024;
 
+const char kZeros[8] = {};  // a record's padding to 8 bytes
+
 void write_record(State& s, const RecordHeader& h, const void* payload, std::size_t n,
                   std::size_t pad) {
-  static const char kZeros[8] = {};
   // statx, not fstat: asking for the timestamps would make the next write update them finely.
   struct statx stx;
   if (statx(s.fd, "", AT_EMPTY_PATH, STATX_INO, &stx) != 0 ||
@@ -328,7 +329,6 @@ void append(const Entry& e) {
   h.old_size = e.old_size;
   h.payload = static_cast<std::uint32_t>(e.payload_len);
   h.pid = s.pid;
-  static const char kZeros[8] = {};
   const std::size_t pad = len - raw;
   allocate_ahead(s, s.tail + len);
   std::uint32_t crc = crc32c(&h, sizeof h);

@@ -64,8 +64,8 @@ std::vector<Mapping>& maps() {
   return *m;
 }
 
-void before_truncate(int fd, off_t new_size) {
-  FdFacts f = fd_facts(fd);
+// Journals a size change of the file `f` describes (its facts read once by the caller).
+void before_truncate(int fd, const FdFacts& f, off_t new_size) {
   if (!f.in_scope || f.directory || new_size == f.size) return;
   if (new_size < f.size)
     append_image(Op::truncate, fd, f, new_size, static_cast<std::uint64_t>(f.size - new_size),
@@ -128,7 +128,7 @@ ssize_t copy_file_range(int in, off_t* off_in, int out, off_t* off_out, size_t l
 
 int ftruncate(int fd, off_t size) {
   REAL(int, ftruncate, (int, off_t));
-  before_truncate(fd, size);
+  before_truncate(fd, fd_facts(fd), size);
   return real_ftruncate(fd, size);
 }
 int ftruncate64(int fd, off_t size) __attribute__((alias("ftruncate")));
@@ -138,7 +138,7 @@ int truncate(const char* path, off_t size) {
   if (shim_active()) {
     int fd = real::open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
-      before_truncate(fd, size);
+      before_truncate(fd, fd_facts(fd), size);
       close(fd);
     }
   }
@@ -156,7 +156,7 @@ int fallocate(int fd, int mode, off_t off, off_t len) {
                    static_cast<std::uint64_t>(f.size - off));
   } else if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
     auto f = fd_facts(fd);
-    if (f.in_scope && off + len > f.size) before_truncate(fd, off + len);
+    if (off + len > f.size) before_truncate(fd, f, off + len);
   }
   return real_fallocate(fd, mode, off, len);
 }
@@ -165,7 +165,7 @@ int fallocate64(int fd, int mode, off_t off, off_t len) __attribute__((alias("fa
 int posix_fallocate(int fd, off_t off, off_t len) {
   REAL(int, posix_fallocate, (int, off_t, off_t));
   auto f = fd_facts(fd);
-  if (f.in_scope && off + len > f.size) before_truncate(fd, off + len);
+  if (off + len > f.size) before_truncate(fd, f, off + len);
   return real_posix_fallocate(fd, off, len);
 }
 int posix_fallocate64(int fd, off_t off, off_t len) __attribute__((alias("posix_fallocate")));

@@ -152,20 +152,12 @@ CellResult CellRun::run_signal_fault() {
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
     cr.cycle = cycle;
-    auto record = [&](const Verdict& v) {
-      cr.outcome = v.outcome;
-      // A finding after a power cut says what the cut undid (the report is an artifact).
-      cr.reason = cr.powerloss.empty() || !is_finding(v.outcome) ? v.reason
-                                                                 : v.reason + "; " + cr.powerloss;
-      result.cycles.push_back(cr);
-      return finish(result, v.outcome, cr.reason);
-    };
-    if (auto v = apply_signal_fault(*daemon, cycle, cr)) return record(*v);
+    if (auto v = apply_signal_fault(*daemon, cycle, cr)) return end_on(result, cr, *v);
     daemon.reset();
     say(fault_line(cycle, cr));
-    if (auto v = cut_power(cycle, cr)) return record(*v);
-    if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return record(*v);
-    if (auto v = recover_and_check(cycle, 1, cr, daemon)) return record(*v);
+    if (auto v = cut_power(cycle, cr)) return end_on(result, cr, *v);
+    if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
+    if (auto v = recover_and_check(cycle, 1, cr, daemon)) return end_on(result, cr, *v);
     result.cycles.push_back(cr);
   }
   auto last = daemon->stop(SIGTERM, spec_.stop_timeout);

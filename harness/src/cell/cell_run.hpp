@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cell/run_dir.hpp"
-#include "crashkit/crash_counters.hpp"
+#include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/daemon.hpp"
@@ -84,12 +84,12 @@ class CellRun {
   // Starts the target for `cycle`; `start_no` numbers the starts (counters and output files).
   Result<Daemon> start(int cycle, int start_no, Arm arm = Arm::none) {
     std::vector<std::string> more;
-    if (arm == Arm::plan) more.push_back("CRASHKIT_PLAN=" + spec_.fault.plan);
+    if (arm == Arm::plan) more.push_back(fmt::format("{}={}", kPlanVariable, spec_.fault.plan));
     if (arm != Arm::none) {
       std::string path = counters_path(cycle, start_no);
       if (!create_crash_counters(path))
         return harness_error(fmt::format("counters file {}: {}", path, std::strerror(errno)));
-      more.push_back("CRASHKIT_COUNTERS=" + path);
+      more.push_back(fmt::format("{}={}", kCountersVariable, path));
     }
     if (spec_.fault.loses_power()) {
       auto power = power_env(cycle);
@@ -159,6 +159,8 @@ class CellRun {
   // nullopt from cut_power: go on (also for cells that do not lose power).
   Result<std::vector<std::string>> power_env(int cycle);
   std::optional<Verdict> cut_power(int cycle, CycleResult& cr);
+  std::string journal_dir() const { return (run_.root / "powerloss").string(); }
+  std::vector<std::string> power_scope(int cycle) const;  // absolute; default {data_dir}
 
   // The phases of a crash-plan cell, in order (crash_cell.cpp).
   std::optional<Verdict> plan_phases(PlanRun& p);
@@ -189,6 +191,16 @@ class CellRun {
   static bool died_under_workload(Daemon& d) {
     d.wait_exit(std::chrono::seconds(1));
     return !d.alive();
+  }
+
+  // Ends the cell on a verdict: the cycle records it (a finding after a power cut also says what
+  // the cut undid; the report is an artifact), then the result.
+  CellResult end_on(CellResult& r, CycleResult& cr, Verdict v) {
+    if (!cr.powerloss.empty() && is_finding(v.outcome)) v.reason += "; " + cr.powerloss;
+    cr.outcome = v.outcome;
+    cr.reason = v.reason;
+    r.cycles.push_back(cr);
+    return finish(r, v.outcome, std::move(v.reason));
   }
 
   CellResult finish(CellResult& r, Outcome o, std::string reason) {

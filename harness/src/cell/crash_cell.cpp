@@ -67,16 +67,8 @@ CellResult CellRun::run_crash_plan() {
   p.result.run_dir = run_.root;
   p.rules = std::get<std::vector<CrashRule>>(parse_crash_plan(spec_.fault.plan));
   p.on_restart = spec_.fault.on_restart;
-  auto verdict = plan_phases(p);
-  if (verdict) {
-    // A finding after a power cut says what the cut undid (the report is an artifact).
-    if (!p.cycle.powerloss.empty() && is_finding(verdict->outcome))
-      verdict->reason += "; " + p.cycle.powerloss;
-    p.cycle.outcome = verdict->outcome;
-    p.cycle.reason = verdict->reason;
-  }
+  if (auto verdict = plan_phases(p)) return end_on(p.result, p.cycle, std::move(*verdict));
   p.result.cycles.push_back(p.cycle);
-  if (verdict) return finish(p.result, verdict->outcome, std::move(verdict->reason));
   return finish(p.result, Outcome::pass,
                 fmt::format("{} fired, recovered, every check held", fires_note(p.result.fired)));
 }

@@ -102,10 +102,22 @@ Result<std::string> shim_for(const std::optional<Credentials>& user, const fs::p
   return copy.string();
 }
 
+std::vector<std::string> CellRun::power_scope(int cycle) const {
+  std::vector<std::string> out;
+  for (const auto& s : spec_.powerloss_scope) {
+    std::error_code ec;
+    const std::string dir = placeholders(cycle).apply(s);
+    auto abs = fs::weakly_canonical(dir, ec);
+    out.push_back(ec ? dir : abs.string());
+  }
+  if (out.empty()) out.push_back(fs::weakly_canonical(run_.data).string());
+  return out;
+}
+
 Result<std::vector<std::string>> CellRun::power_env(int cycle) {
   auto shim = shim_for(user_, run_.root);
   if (!shim) return shim.error();
-  const std::string journal = (run_.root / "powerloss").string();
+  const std::string journal = journal_dir();
   std::string error;
   if (!powerloss::reset_journal_dir(journal, error)) return harness_error("power loss: " + error);
   if (user_) {  // the shim runs as the --user: its journals, sequence file and stash are its own
@@ -115,9 +127,7 @@ Result<std::vector<std::string>> CellRun::power_env(int cycle) {
                                          part, std::strerror(errno)));
   }
   std::string scope;
-  for (const auto& s : spec_.powerloss_scope)
-    scope += (scope.empty() ? "" : ":") + placeholders(cycle).apply(s);
-  if (scope.empty()) scope = run_.data.string();
+  for (const auto& s : power_scope(cycle)) scope += (scope.empty() ? "" : ":") + s;
   return std::vector<std::string>{
       prepend("LD_PRELOAD", *shim, ':'), fmt::format("{}={}", powerloss::kDirVariable, journal),
       fmt::format("{}={}", powerloss::kScopeVariable, scope),
@@ -128,23 +138,18 @@ Result<std::vector<std::string>> CellRun::power_env(int cycle) {
 std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
   if (!spec_.fault.loses_power()) return std::nullopt;
   // A target that never loaded the shim journalled nothing: a pass would mean nothing.
-  if (powerloss::armed_count((run_.root / "powerloss").string()) == 0)
+  if (powerloss::armed_count(journal_dir()) == 0)
     return Verdict{Outcome::harness_error,
                    "power loss: the target never loaded the journal shim (the loader ignored "
                    "LD_PRELOAD: a setuid or static program, or a shim it cannot read), so nothing "
                    "it wrote could be rolled back"};
   powerloss::RollbackOptions o;
-  for (const auto& s : spec_.powerloss_scope) {
-    std::error_code ec;
-    auto abs = fs::weakly_canonical(placeholders(cycle).apply(s), ec);
-    o.scope.push_back(ec ? placeholders(cycle).apply(s) : abs.string());
-  }
-  if (o.scope.empty()) o.scope.push_back(fs::weakly_canonical(run_.data).string());
+  o.scope = power_scope(cycle);
   o.model = spec_.powerloss_model;
   o.state = spec_.fault.crash_state;
   o.seed = spec_.seed + static_cast<std::uint64_t>(cycle);
   o.cut_ns = monotonic_ns();
-  auto r = powerloss::roll_back((run_.root / "powerloss").string(), o);
+  auto r = powerloss::roll_back(journal_dir(), o);
   const auto path = run_.artifacts / fmt::format("powerloss.{}.txt", cycle);
   std::ofstream out(path);
   out << fmt::format("# {} ({} model), cycle {}\n", spec_.fault.to_string(),
