@@ -26,6 +26,7 @@
 
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
+#include "../support/redis.hpp"
 
 namespace crashkit {
 namespace {
@@ -35,7 +36,7 @@ using namespace std::chrono_literals;
 
 const std::string kCli = CRASHKIT_CLI;
 const fs::path kFixtures = fs::path(CRASHKIT_KVD).parent_path();
-const char* kRedis = "/usr/bin/redis-server";
+const char* kRedis = test::kRedisServer;
 const char* kPostgres = "/usr/lib/postgresql/15/bin/postgres";
 const char* kInitdb = "/usr/lib/postgresql/15/bin/initdb";
 const char* kMariadbd = "/usr/sbin/mariadbd";
@@ -170,36 +171,26 @@ std::vector<std::string> redis_args(const std::string& appendfsync) {
   const std::string cli = "redis-cli -s {run_dir}/r.sock";
   const std::string server =
       std::string(kRedis) + " --port 0 --dir {data_dir} --save '' --appendonly yes";
-  return {"--cycles",
-          "2",
-          "--prepare",
-          server +
-              " --unixsocket {run_dir}/p.sock >/dev/null & pid=$!; "
-              "until redis-cli -s {run_dir}/p.sock ping >/dev/null 2>&1; do "
-              "kill -0 $pid || exit 1; sleep 0.05; done; "
-              "redis-cli -s {run_dir}/p.sock shutdown >/dev/null 2>&1; wait $pid",
-          "--workload",
-          "for i in $(seq 1 50); do test \"$(" + cli +
-              " set k{cycle}.$i v$i)\" = OK || exit 1; echo k{cycle}.$i v$i >> {ledger}; done",
-          "--check",
-          "while read k v; do test \"$(" + cli +
-              " get $k)\" = \"$v\" || { echo acknowledged $k lost; exit 1; }; done < {ledger}",
-          "--",
-          kRedis,
-          "--supervised",
-          "systemd",
-          "--port",
-          "0",
-          "--unixsocket",
-          "{run_dir}/r.sock",
-          "--dir",
-          "{data_dir}",
-          "--save",
-          "",
-          "--appendonly",
-          "yes",
-          "--appendfsync",
-          appendfsync};
+  std::vector<std::string> args{
+      "--cycles",
+      "2",
+      "--prepare",
+      server +
+          " --unixsocket {run_dir}/p.sock >/dev/null & pid=$!; "
+          "until redis-cli -s {run_dir}/p.sock ping >/dev/null 2>&1; do "
+          "kill -0 $pid || exit 1; sleep 0.05; done; "
+          "redis-cli -s {run_dir}/p.sock shutdown >/dev/null 2>&1; wait $pid",
+      "--workload",
+      "for i in $(seq 1 50); do test \"$(" + cli +
+          " set k{cycle}.$i v$i)\" = OK || exit 1; echo k{cycle}.$i v$i >> {ledger}; done",
+      "--check",
+      "while read k v; do test \"$(" + cli +
+          " get $k)\" = \"$v\" || { echo acknowledged $k lost; exit 1; }; done < {ledger}",
+      "--"};
+  for (auto& a : test::redis_server_argv()) args.push_back(a);
+  for (const char* a : {"--appendonly", "yes", "--appendfsync"}) args.push_back(a);
+  args.push_back(appendfsync);
+  return args;
 }
 
 bool redis_missing() {

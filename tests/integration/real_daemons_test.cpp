@@ -7,6 +7,7 @@
 
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
+#include "../support/redis.hpp"
 
 namespace crashkit {
 namespace {
@@ -35,18 +36,8 @@ std::vector<std::string> redis_run(const std::string& fault, const std::string& 
       "test \"$(" + cli + " dbsize)\" -eq 100",
       "--check",
       "test \"$(" + cli + " get k100)\" = v100-{cycle}",
-      "--",
-      "/usr/bin/redis-server",
-      "--supervised",
-      "systemd",
-      "--port",
-      "0",
-      "--unixsocket",
-      "{run_dir}/r.sock",
-      "--dir",
-      "{data_dir}",
-      "--save",
-      ""};
+      "--"};
+  for (auto& a : test::redis_server_argv()) argv.push_back(a);
   for (auto& a : {std::string("--appendonly"), persistence}) argv.push_back(a);
   if (persistence == "yes") {
     argv.push_back("--appendfsync");
