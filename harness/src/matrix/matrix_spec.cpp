@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "crashkit/crash_plan.hpp"
@@ -240,23 +242,13 @@ class SpecReader {
 
 }  // namespace
 
-Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec))
-    return usage_error(
-        fmt::format("{}: cannot read the matrix file: {}; give the matrix YAML file", file.string(),
-                    fs::exists(file, ec) ? "not a regular file (a directory?)" : "no such file"));
+Result<MatrixSpec> parse_matrix_spec(std::string_view yaml, const std::filesystem::path& file) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::BadFile&) {
-    return usage_error(
-        fmt::format("{}: cannot read the matrix file; check the path", file.string()));
+    root = YAML::Load(std::string(yaml));
   } catch (const YAML::ParserException& e) {
     return usage_error(
         fmt::format("{}:{}: YAML syntax error: {}", file.string(), e.mark.line + 1, e.msg));
-  } catch (const std::exception& e) {  // an I/O error while reading it
-    return usage_error(fmt::format("{}: cannot read the matrix file: {}", file.string(), e.what()));
   }
   try {
     return SpecReader(std::filesystem::absolute(file)).read(root);
@@ -265,6 +257,20 @@ Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
   } catch (const YAML::Exception& e) {
     return usage_error(fmt::format("{}:{}: {}", file.string(), e.mark.line + 1, e.msg));
   }
+}
+
+Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    return usage_error(
+        fmt::format("{}: cannot read the matrix file: {}; give the matrix YAML file", file.string(),
+                    fs::exists(file, ec) ? "not a regular file (a directory?)" : "no such file"));
+  std::ifstream in(file, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad())
+    return usage_error(fmt::format(
+        "{}: cannot read the matrix file; check the path and its permissions", file.string()));
+  return parse_matrix_spec(text, file);
 }
 
 }  // namespace crashkit

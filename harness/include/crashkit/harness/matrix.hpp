@@ -39,6 +39,9 @@ struct MatrixSpec {
 
 // Parses and validates. Errors are usage errors "FILE:LINE: what; fix".
 Result<MatrixSpec> load_matrix_spec(const std::filesystem::path& file);
+// The same from YAML text already read: `file` names it in errors, and relative paths in it
+// resolve against its directory. load_matrix_spec reads the file and calls this.
+Result<MatrixSpec> parse_matrix_spec(std::string_view yaml, const std::filesystem::path& file);
 
 struct MatrixCell {
   std::string id;  // stable, filter-friendly: "sigkill", "crash.wal_append_write.at_3.kill"
