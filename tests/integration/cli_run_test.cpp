@@ -1,6 +1,9 @@
 // `crashkit run` end to end against the notify fixture: every outcome and every error path,
 // with the exit codes of DESIGN.md section 4.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
@@ -113,6 +116,31 @@ TEST(CliRun, WorkloadChecksAndPlaceholders) {
             std::string::npos)
       << bad.output;
   EXPECT_NE(bad.output.find("run dir kept:"), std::string::npos);
+}
+
+// --run-dir creates missing parents; a run dir that is removed takes those parents with it,
+// never a directory that was there before, and a kept one keeps them.
+TEST(CliRun, RunDirParentsItCreatedGoWithIt) {
+  namespace fs = std::filesystem;
+  const fs::path base = fs::temp_directory_path() / ("ck-parents-" + std::to_string(getpid()));
+  fs::create_directories(base / "existing");
+  auto passed =
+      run({"--run-dir", (base / "existing/a/b/run/").string()}, {kFixture, "--mode", "ready"});
+  EXPECT_EQ(passed.code(), 0) << passed.output;
+  EXPECT_TRUE(fs::is_directory(base / "existing"));
+  EXPECT_FALSE(fs::exists(base / "existing/a")) << passed.output;
+  // A parent that gained other content meanwhile stays, with that content.
+  auto sibling = run({"--run-dir", (base / "existing/c/run").string(), "--workload",
+                      "touch " + (base / "existing/c/other").string()},
+                     {kFixture, "--mode", "ready"});
+  EXPECT_EQ(sibling.code(), 0) << sibling.output;
+  EXPECT_FALSE(fs::exists(base / "existing/c/run")) << sibling.output;
+  EXPECT_TRUE(fs::exists(base / "existing/c/other")) << sibling.output;
+  auto kept =
+      run({"--keep", "--run-dir", (base / "d/run").string()}, {kFixture, "--mode", "ready"});
+  EXPECT_EQ(kept.code(), 0) << kept.output;
+  EXPECT_TRUE(fs::is_directory(base / "d/run/data")) << kept.output;
+  fs::remove_all(base);
 }
 
 TEST(CliRun, FailingWorkloadBeforeAnyFaultIsAHarnessError) {

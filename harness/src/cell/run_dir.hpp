@@ -4,7 +4,7 @@
 //
 //   auto run = RunDir::create("");           // fresh mkdtemp dir under $TMPDIR
 //   auto run = RunDir::create("/tmp/mine");  // given dir, created if missing, data/ kept
-//   run->remove_unless_kept(keep);
+//   run->remove_unless_kept(keep);           // also the parents create() made, if empty
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +25,9 @@ struct RunDir {
   std::filesystem::path ledger;
   std::filesystem::path notify_socket;
   bool created_by_us = false;  // only a dir we made is ever removed
+  // The outermost directory create() made for `root` (root itself, or the first of its
+  // ancestors that did not exist): removing the run dir also removes the parents up to it.
+  std::filesystem::path created_from;
 
   // `dir` empty: a new private directory under $TMPDIR (or /tmp). Otherwise the given
   // directory, created if missing; an existing data/ is kept (a pre-seeded database).
@@ -32,8 +35,13 @@ struct RunDir {
   static Result<RunDir> create(const std::filesystem::path& dir,
                                std::optional<std::pair<uid_t, gid_t>> owner = std::nullopt);
 
-  // Removes the tree if we created it and `keep` is false. Never throws.
+  // Removes the tree if we created it and `keep` is false, then the parents create() made for
+  // it, each only while it is empty (pre-existing directories are never touched). Never throws.
   void remove_unless_kept(bool keep) const;
+
+ private:
+  // data/, scratch/, artifacts/ under root, writable, owned by `owner` when given.
+  std::optional<Error> populate(std::optional<std::pair<uid_t, gid_t>> owner);
 };
 
 }  // namespace crashkit
