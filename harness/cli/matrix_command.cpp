@@ -1,7 +1,9 @@
 // `crashkit matrix SPEC.yaml`: expand, shard, run in parallel, report.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -14,6 +16,8 @@
 
 namespace crashkit::cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct MatrixOptions {
   std::string spec;
@@ -119,19 +123,108 @@ std::function<void(std::size_t, std::size_t, const MatrixResult&)> progress(bool
   };
 }
 
-// --keep-failed: move the run dir of every kept cell that did not pass into `dest_dir`.
+// Copies one regular file with read/write, so that a full disk is reported as ENOSPC (the
+// library's sendfile path reports any short write as EIO). 0 or the errno.
+int copy_file_contents(const fs::path& from, const fs::path& to, fs::perms perms) {
+  int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errno;
+  int out = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                 static_cast<mode_t>(perms & fs::perms::mask));
+  int error = out < 0 ? errno : 0;
+  char buf[1 << 16];
+  while (error == 0) {
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 ? errno : 0;
+      break;
+    }
+    for (ssize_t done = 0; done < n && error == 0;) {
+      ssize_t w = write(out, buf + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno != EINTR) error = errno;
+      if (w > 0) done += w;
+    }
+  }
+  if (out >= 0 && close(out) != 0 && error == 0) error = errno;
+  close(in);
+  return error;
+}
+
+// A copy of the tree `from` as `to` (which must not exist): directories, regular files and
+// symlinks. Sockets and FIFOs (a daemon's, the notify socket) carry no evidence and are left
+// out. The first failure comes back as one line naming the file.
+std::optional<std::string> copy_tree(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  if (!fs::create_directory(to, ec) || ec)
+    return fmt::format("{}: {}", to.string(), ec ? ec.message() : "exists");
+  fs::recursive_directory_iterator it(from, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path target = to / it->path().lexically_relative(from);
+    const auto st = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_directory(st))
+      fs::create_directory(target, ec);
+    else if (fs::is_regular_file(st))
+      ec.assign(copy_file_contents(it->path(), target, st.permissions()), std::generic_category());
+    else if (fs::is_symlink(st))
+      fs::copy_symlink(it->path(), target, ec);
+    if (ec) return fmt::format("{}: {}", target.string(), ec.message());
+  }
+  if (ec) return fmt::format("{}: {}", from.string(), ec.message());
+  return std::nullopt;
+}
+
+// Where a run dir is after move_run_dir(), and why not at its destination when it is not.
+struct Move {
+  fs::path now_in;
+  std::optional<std::string> failure;
+};
+
+// Moves the run dir `from` to `to`, replacing an earlier `to` only once the new one is whole.
+// Across file systems it is a copy, and `from` is removed only after the copy succeeded: a
+// failed copy (a full disk) is undone and `from`, the evidence, stays where it was.
+Move move_run_dir(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  const fs::path staged = to.string() + ".partial";
+  fs::remove_all(staged, ec);  // a leftover of an interrupted earlier move
+  fs::rename(from, staged, ec);
+  const bool copied = ec == std::errc::cross_device_link;
+  if (copied) {
+    if (auto failed = copy_tree(from, staged)) {
+      fs::remove_all(staged, ec);
+      return {from, failed};
+    }
+  } else if (ec) {
+    return {from, ec.message()};
+  }
+  fs::remove_all(to, ec);
+  fs::rename(staged, to, ec);
+  if (ec) {
+    std::string why = ec.message();
+    if (copied) {
+      fs::remove_all(staged, ec);
+      return {from, why};
+    }
+    fs::rename(staged, from, ec);  // the same directory it came from
+    return {ec ? staged : from, why};
+  }
+  if (copied) fs::remove_all(from, ec);
+  return {to, std::nullopt};
+}
+
+// --keep-failed: move the run dir of every kept cell that did not pass into `dest_dir`. One
+// that cannot be moved stays where it is, and one line says where.
 void move_failed_run_dirs(std::vector<MatrixResult>& results, const std::string& dest_dir) {
   for (auto& r : results) {
     if (!r.result.kept || r.result.outcome == Outcome::pass) continue;
-    auto dest = std::filesystem::path(dest_dir) / r.cell.id;
-    std::error_code ec;
-    std::filesystem::remove_all(dest, ec);
-    std::filesystem::rename(r.result.run_dir, dest, ec);
-    if (ec) {  // another file system: copy, then remove
-      std::filesystem::copy(r.result.run_dir, dest, std::filesystem::copy_options::recursive, ec);
-      std::filesystem::remove_all(r.result.run_dir, ec);
-    }
-    r.result.run_dir = dest;
+    auto dest = fs::path(dest_dir) / r.cell.id;
+    Move m = move_run_dir(r.result.run_dir, dest);
+    if (m.failure)
+      fmt::print(stderr,
+                 "crashkit: --keep-failed: cannot move cell {} to {} ({}); its run dir stays in "
+                 "{}\n",
+                 r.cell.id, dest.string(), *m.failure, m.now_in.string());
+    r.result.run_dir = m.now_in;
   }
 }
 

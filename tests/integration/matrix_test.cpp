@@ -165,6 +165,67 @@ TEST_F(MatrixTest, UnknownPointInSpecIsAUsageError) {
   EXPECT_NE(r.output.find("unknown point 'append.nope'"), std::string::npos) << r.output;
 }
 
+// A failing cell's run dir whose data/ holds 200000 bytes.
+std::string failing_spec_with_big_data() {
+  return "target: [" + std::string(CRASHKIT_NOTIFY_FIXTURE) +
+         ", --mode, ready]\n"
+         "workload: head -c 200000 /dev/zero > {data_dir}/big\n"
+         "check_online: [\"exit 1\"]\n"
+         "faults: [sigkill]\n";
+}
+
+TEST_F(MatrixTest, KeepFailedMovesTheRunDir) {
+  auto spec = write("big.yaml", failing_spec_with_big_data());
+  auto r = matrix({"--keep-failed", (dir_ / "kept").string(), spec.string()});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_EQ(fs::file_size(dir_ / "kept/sigkill/data/big"), 200000u) << r.output;
+  EXPECT_NE(r.output.find("artifacts: " + (dir_ / "kept/sigkill").string() + "\n"),
+            std::string::npos)
+      << r.output;
+}
+
+// --keep-failed onto another file system: the rename fails (EXDEV) and the run dir is copied.
+// When the copy fails too (ENOSPC), the run dir, the only evidence, must stay where it was, said
+// in one line that the summary agrees with. The other file system is a tmpfs mounted in a
+// private mount namespace, so nothing outside this test sees it; the shell reports what the
+// copy holds before the namespace goes.
+TEST_F(MatrixTest, KeepFailedOntoAnotherFileSystemCopiesOrKeepsTheRunDir) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: mounts a tmpfs in a private mount namespace";
+  auto probe = test::run_cli({"unshare", "--mount", "--propagation", "private", "true"});
+  if (probe.code() != 0) GTEST_SKIP() << "no private mount namespace here: " << probe.output;
+  auto spec = write("full.yaml", failing_spec_with_big_data());
+  const fs::path mnt = dir_ / "other-fs";
+  fs::create_directories(mnt);
+  auto keep_failed_onto_tmpfs = [&](const std::string& size) {
+    return test::run_cli({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "mount -t tmpfs -o size=$4 crashkit-test \"$1\" || exit 99; "
+                          "\"$2\" matrix -q --keep-failed \"$1\" \"$3\"; code=$?; "
+                          "test -f \"$1/sigkill/data/big\" && echo copied $(wc -c < "
+                          "\"$1/sigkill/data/big\"); exit $code",
+                          "sh", mnt.string(), kCli, spec.string(), size});
+  };
+
+  auto roomy = keep_failed_onto_tmpfs("4m");
+  EXPECT_EQ(roomy.code(), 1) << roomy.output;
+  EXPECT_NE(roomy.output.find("copied 200000\n"), std::string::npos) << roomy.output;
+  EXPECT_NE(roomy.output.find("artifacts: " + (mnt / "sigkill").string() + "\n"), std::string::npos)
+      << roomy.output;
+
+  auto full = keep_failed_onto_tmpfs("64k");
+  EXPECT_EQ(full.code(), 1) << full.output;
+  EXPECT_EQ(full.output.find("copied"), std::string::npos) << full.output;
+  EXPECT_NE(full.output.find("big: No space left on device"), std::string::npos) << full.output;
+  const std::string says = "its run dir stays in ";
+  auto at = full.output.find(says);
+  ASSERT_NE(at, std::string::npos) << full.output;
+  fs::path kept =
+      full.output.substr(at + says.size(), full.output.find('\n', at) - at - says.size());
+  EXPECT_EQ(fs::file_size(kept / "data/big"), 200000u) << full.output;
+  EXPECT_NE(full.output.find("artifacts: " + kept.string() + "\n"), std::string::npos)
+      << full.output;
+  fs::remove_all(kept);
+}
+
 TEST_F(MatrixTest, UnwritableReportIsAnError) {
   auto r = matrix({kSpec, "--json", "/proc/crashkit.json"});
   EXPECT_EQ(r.code(), 3) << r.output;
