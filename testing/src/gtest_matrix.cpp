@@ -79,10 +79,10 @@ TEST_P(CrashMatrix, cell) {
   RecordProperty("repro", repro);
   auto res = run_cell(spec);
   if (!res) FAIL() << "harness error: " << res.error().message << "\n  repro: " << repro;
-  if (auto rec = res->last_recovery())
+  if (auto rec = res->last_recovery())  // as text: an int of microseconds wraps after 35 min
     RecordProperty(
         "recovery_us",
-        static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(*rec).count()));
+        std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(*rec).count()));
   std::string artifacts =
       res->kept ? fmt::format("\n  artifacts: {}", res->run_dir.string()) : std::string();
   switch (res->outcome) {

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <limits>
+
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
 #include "crashkit/harness/notify_message.hpp"
@@ -31,6 +33,31 @@ TEST(Duration, RejectsWithTheOptionName) {
     EXPECT_EQ(d.error().kind, ErrorKind::usage);
     EXPECT_NE(d.error().message.find("--ready-timeout"), std::string::npos);
   }
+}
+
+// What parse_duration accepts never overflows in nanoseconds: 10^18 ns is the most.
+TEST(Duration, RefusesWhatOverflowsNanoseconds) {
+  EXPECT_EQ(*parse_duration("t", "1000000000s"), 1'000'000'000s);
+  for (const char* big : {"1000000001s", "9223372037s", "16666667m", "277778h",
+                          "99999999999999999999999h", "18446744073709551616ns"}) {
+    auto d = parse_duration("--stop-timeout", big);
+    ASSERT_FALSE(d) << big;
+    EXPECT_NE(d.error().message.find("too large"), std::string::npos) << d.error().message;
+  }
+}
+
+// poll() takes int milliseconds: 4294968s once wrapped to 704 ms, and 25 to 49 days to a
+// negative value, which is "wait forever".
+TEST(Duration, PollTimeoutIsClampedAndRoundedUp) {
+  EXPECT_EQ(poll_timeout_ms(-5s), 0);
+  EXPECT_EQ(poll_timeout_ms(0ns), 0);
+  EXPECT_EQ(poll_timeout_ms(1ns), 1);
+  EXPECT_EQ(poll_timeout_ms(1500us), 2);
+  EXPECT_EQ(poll_timeout_ms(200ms), 200);
+  EXPECT_EQ(poll_timeout_ms(4294968s), std::numeric_limits<int>::max());
+  EXPECT_EQ(poll_timeout_ms(std::chrono::hours(24 * 30)), std::numeric_limits<int>::max());
+  EXPECT_EQ(poll_timeout_ms(Duration::max()), std::numeric_limits<int>::max());
+  EXPECT_LT(kLongestTimeout, std::chrono::milliseconds(std::numeric_limits<int>::max()));
 }
 
 TEST(Duration, FormatsShortest) {

@@ -44,6 +44,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"run", "--seed", "-5", "--", "TARGET"}, "--seed '-5': give a whole number"},
         BadInput{{"run", "--ready-timeout", "0s", "--", "TARGET"},
                  "a timeout must be longer than 0"},
+        // Past what poll() holds: 4294968s wrapped to 0.7 s, a false "SIGTERM ignored".
+        BadInput{{"run", "--fault", "sigterm", "--stop-timeout", "4294968s", "--", "TARGET"},
+                 "--stop-timeout 4294968s: a timeout must be longer than 0 and at most 576h"},
+        BadInput{{"run", "--command-timeout", "577h", "--", "TARGET"}, "at most 576h"},
+        BadInput{{"run", "--ready-timeout", "35000m", "--", "TARGET"}, "at most 576h"},
         BadInput{{"run", "--plan", "p@1=delay(18446744074s)", "--", "TARGET"}, "bad delay"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
 

@@ -213,9 +213,9 @@ std::optional<Error> check_spec(const CellSpec& spec) {
   for (auto [d, name] : {std::pair{spec.ready_timeout, "--ready-timeout"},
                          std::pair{spec.stop_timeout, "--stop-timeout"},
                          std::pair{spec.command_timeout, "--command-timeout"}})
-    if (d <= Duration::zero())
-      return usage_error(
-          fmt::format("{} {}: a timeout must be longer than 0", name, format_duration(d)));
+    if (d <= Duration::zero() || d > kLongestTimeout)
+      return usage_error(fmt::format("{} {}: a timeout must be longer than 0 and at most 576h",
+                                     name, format_duration(d)));
   // Check the binary before creating anything, so a typo is a usage error (exit 2).
   if (spec.target[0].find('{') == std::string::npos) {
     auto exe = resolve_executable(spec.target[0]);

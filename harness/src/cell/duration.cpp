@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 namespace crashkit {
 
@@ -37,6 +38,13 @@ Result<Duration> parse_duration(std::string_view what, std::string_view text) {
   double ns = number * ns_per_unit;
   if (!std::isfinite(ns) || ns > 1e18) return bad("too large");
   return Duration(static_cast<std::int64_t>(std::llround(ns)));
+}
+
+int poll_timeout_ms(Duration left) {
+  if (left <= Duration::zero()) return 0;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return ms >= std::numeric_limits<int>::max() ? std::numeric_limits<int>::max()
+                                               : static_cast<int>(ms);
 }
 
 std::string format_duration(Duration d) {

@@ -225,9 +225,7 @@ NotifyReceiver::Wake NotifyReceiver::wait(const std::function<bool(const NotifyS
     }
     auto now = Clock::now();
     if (now >= deadline) return Wake::timeout;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    int n = poll(fds.data(), fds.size(),
-                 static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+    int n = poll(fds.data(), fds.size(), poll_timeout_ms(deadline - now));
     if (n < 0 && errno != EINTR) return Wake::timeout;
   }
 }
