@@ -8,6 +8,7 @@
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
 #include "crashkit/harness/notify_message.hpp"
+#include "crashkit/harness/notify_receiver.hpp"
 #include "crashkit/harness/outcome.hpp"
 #include "crashkit/harness/placeholders.hpp"
 
@@ -144,6 +145,30 @@ TEST(NotifyMessage, RejectsMalformed) {
   EXPECT_FALSE(parse_notify_datagram(std::string(kNotifyDatagramMax + 1, 'A')));
   std::string max = "STATUS=" + std::string(kNotifyDatagramMax - 7, 'a');
   EXPECT_TRUE(parse_notify_datagram(max));
+}
+
+NotifyState folded(std::string_view datagram) {
+  auto m = parse_notify_datagram(datagram);
+  EXPECT_TRUE(m) << datagram;
+  NotifyState state;
+  if (m) apply_notify_message(*m, state);
+  return state;
+}
+
+TEST(NotifyState, FoldsExtendTimeout) {
+  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=5000000").extend_timeout, 5s);
+  EXPECT_FALSE(folded("EXTEND_TIMEOUT_USEC=-1").extend_timeout);
+  EXPECT_FALSE(folded("EXTEND_TIMEOUT_USEC=5s").extend_timeout);
+}
+
+// Found by fuzz/fuzz_notify_datagram: microseconds past 2^63 / 1000 overflowed (undefined
+// behaviour) on the way to nanoseconds, and 2^64-1, systemd's "infinity", came out negative.
+TEST(NotifyState, ExtendTimeoutSaturatesInsteadOfOverflowing) {
+  const Duration most = std::chrono::microseconds(1'000'000'000'000'000);
+  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=272387011474469044").extend_timeout, most);
+  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=18446744073709551615").extend_timeout, most);
+  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=1000000000000000").extend_timeout, most);
+  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=999999999999999").extend_timeout, most - 1us);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -114,35 +115,44 @@ bool NotifyReceiver::sender_allowed(pid_t sender) const {
   return sender == started_pid_ || (state_.main_pid && sender == *state_.main_pid);
 }
 
-void NotifyReceiver::apply(pid_t sender, const NotifyMessage& m) {
+// About 31 years: far beyond any test, and the clock plus this never overflows.
+constexpr std::uint64_t kExtendTimeoutMaxUsec = 1'000'000'000'000'000;
+
+void apply_notify_message(const NotifyMessage& m, NotifyState& state) {
   for (const auto& [key, value] : m.fields) {
     if (key == "READY" && value == "1") {
-      state_.ready = true;
-      state_.reloading = false;
-      state_.ready_at = Clock::now();
+      state.ready = true;
+      state.reloading = false;
+      state.ready_at = Clock::now();
     } else if (key == "STOPPING" && value == "1") {
-      state_.stopping = true;
+      state.stopping = true;
     } else if (key == "RELOADING" && value == "1") {
-      state_.reloading = true;
-      state_.ready = false;
+      state.reloading = true;
+      state.ready = false;
     } else if (key == "STATUS") {
-      state_.status = value;
+      state.status = value;
     } else if (key == "MAINPID") {
-      if (auto pid = parse_number<pid_t>(value); pid && *pid > 0) state_.main_pid = *pid;
+      if (auto pid = parse_number<pid_t>(value); pid && *pid > 0) state.main_pid = *pid;
     } else if (key == "ERRNO") {
-      if (auto e = parse_number<int>(value)) state_.errno_value = *e;
+      if (auto e = parse_number<int>(value)) state.errno_value = *e;
     } else if (key == "WATCHDOG") {
-      if (value == "1") ++state_.watchdog_pings;
-      if (value == "trigger") state_.watchdog_trigger = true;
+      if (value == "1") ++state.watchdog_pings;
+      if (value == "trigger") state.watchdog_trigger = true;
     } else if (key == "EXTEND_TIMEOUT_USEC") {
+      // Saturated as systemd saturates it: a larger value (up to 2^64-1, systemd's "infinity")
+      // would overflow in nanoseconds and when added to the clock.
       if (auto us = parse_number<std::uint64_t>(value))
-        state_.extend_timeout = std::chrono::microseconds(*us);
+        state.extend_timeout = std::chrono::microseconds(std::min(*us, kExtendTimeoutMaxUsec));
     } else if (key == "X_CRASHKIT_FIRED") {
-      state_.fired.push_back(value);
+      state.fired.push_back(value);
     } else if (key.starts_with("X_")) {
-      state_.extensions[key] = value;
+      state.extensions[key] = value;
     }
   }
+}
+
+void NotifyReceiver::apply(pid_t sender, const NotifyMessage& m) {
+  apply_notify_message(m, state_);
   ++counters_.accepted;
   if (on_message) on_message(sender, m);
 }

@@ -43,6 +43,10 @@ struct NotifyState {
   std::optional<Clock::time_point> ready_at;      // when READY=1 was read
 };
 
+// Folds one believed message into `state`, as the receiver does with each datagram it accepts.
+// A value that does not parse (MAINPID=abc) is ignored, as systemd ignores it.
+void apply_notify_message(const NotifyMessage& message, NotifyState& state);
+
 struct NotifyCounters {
   std::uint64_t accepted = 0;
   std::uint64_t no_credentials = 0;
