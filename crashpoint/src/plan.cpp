@@ -152,7 +152,7 @@ std::string parse_action(std::string_view act, CrashRule& rule) {
   const auto* found =
       std::find_if(std::begin(kAll), std::end(kAll), [&](A a) { return act == action_name(a); });
   if (found == std::end(kAll))
-    return "unknown action '" + std::string(act) +
+    return "unknown action '" + printable_text(act) +
            "' (kill, abort, segv, throw, hang, pause, exit(N), error(E), delay(D), powerloss)";
   rule.action = *found;
   const bool needs_arg =
@@ -166,7 +166,8 @@ std::string parse_action(std::string_view act, CrashRule& rule) {
     rule.code = *code;
   } else if (rule.action == A::error) {
     rule.code = errno_from_name(arg);
-    if (rule.code == 0) return "unknown errno name '" + std::string(arg) + "' (e.g. ENOSPC, EIO)";
+    if (rule.code == 0)
+      return "unknown errno name '" + printable_text(arg) + "' (e.g. ENOSPC, EIO)";
   } else if (rule.action == A::delay && !parse_delay(arg, rule.delay_ns)) {
     return "bad delay, e.g. delay(200ms), at most 292 years";
   }
@@ -203,7 +204,7 @@ std::variant<std::vector<CrashRule>, CrashPlanError> parse_crash_plan(std::strin
     for (const auto& other : rules)
       if (why.empty() && other.point == rule.point) why = "point named twice";
     if (!why.empty())
-      return CrashPlanError{"CRASHKIT_PLAN rule '" + std::string(r) + "': " + why +
+      return CrashPlanError{"CRASHKIT_PLAN rule '" + printable_text(r) + "': " + why +
                             "; write POINT@N=ACTION, POINT@N+=ACTION or POINT@%K=ACTION, rules "
                             "separated by ';'"};
     rules.push_back(std::move(rule));

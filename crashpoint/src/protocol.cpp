@@ -34,6 +34,22 @@ bool unix_address(std::string_view address, sockaddr_un& out, socklen_t& len) {
   return true;
 }
 
+std::string printable_text(std::string_view text, std::size_t max_bytes) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text.substr(0, max_bytes)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  if (text.size() > max_bytes) out += "...";
+  return out;
+}
+
 bool create_crash_counters(const std::string& path) {
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;

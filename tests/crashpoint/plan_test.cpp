@@ -77,6 +77,19 @@ TEST(CrashPlan, RejectsWithOneLineNamingTheRule) {
   EXPECT_EQ(m.find('\n'), std::string::npos);
 }
 
+// Found by fuzz/fuzz_crash_plan: the rule was quoted raw, so a line break in CRASHKIT_PLAN
+// split the one-line error in two.
+TEST(CrashPlan, RejectionQuotesUnprintableBytesEscapedOnOneLine) {
+  using namespace std::string_view_literals;
+  std::string m = err("a@1=delay(\n50us)");
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_NE(m.find("rule 'a@1=delay(\\x0a50us)'"), std::string::npos) << m;
+  m = err("p@1=error(E\rIO\0)"sv);
+  EXPECT_NE(m.find("unknown errno name 'E\\x0dIO\\x00'"), std::string::npos) << m;
+  m = err("p@1=expl\node");
+  EXPECT_NE(m.find("unknown action 'expl\\x0aode'"), std::string::npos) << m;
+}
+
 TEST(CrashPlan, RejectsADelayThatDoesNotFitInsteadOfWrappingIt) {
   EXPECT_NE(err("p@1=delay(18446744074s)").find("bad delay"), std::string::npos);
   EXPECT_NE(err("p@1=delay(9999999999s)").find("bad delay"), std::string::npos);

@@ -147,6 +147,21 @@ TEST(NotifyMessage, RejectsMalformed) {
   EXPECT_TRUE(parse_notify_datagram(max));
 }
 
+// Found by fuzz/fuzz_notify_datagram: the sender's text was quoted with fmt's "{:.40}", which
+// counts UTF-8 code points, so a key of 4 KiB of continuation bytes was quoted whole, and a
+// control character went into the message as is.
+TEST(NotifyMessage, RejectionQuotesAtMost40BytesEscaped) {
+  auto flood = parse_notify_datagram(std::string(4000, '\x9d') + "=1");
+  ASSERT_FALSE(flood);
+  EXPECT_LT(flood.error().message.size(), 200u) << flood.error().message;
+  EXPECT_NE(flood.error().message.find("'\\x9d\\x9d"), std::string::npos);
+  EXPECT_NE(flood.error().message.find("...'"), std::string::npos);
+  auto escape = parse_notify_datagram("READY=1\nno key \x1b[2J");
+  ASSERT_FALSE(escape);
+  EXPECT_NE(escape.error().message.find("'no key \\x1b[2J'"), std::string::npos)
+      << escape.error().message;
+}
+
 NotifyState folded(std::string_view datagram) {
   auto m = parse_notify_datagram(datagram);
   EXPECT_TRUE(m) << datagram;

@@ -13,7 +13,10 @@
 #include <sys/un.h>
 
 #include <charconv>
+#include <cstddef>
+#include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "crashkit/crash_counters.hpp"
@@ -35,6 +38,12 @@ bool is_service_manager_variable(std::string_view key);
 // Fills a sockaddr_un for an sd_notify-style address: a path, or '@name' for the abstract
 // namespace. False if empty or too long. Allocation-free and async-signal-safe.
 bool unix_address(std::string_view address, sockaddr_un& out, socklen_t& len);
+
+// Text from the other side (a plan, a notify datagram) as quoted in a one-line error message:
+// printable ASCII as is, any other byte (a line break, a NUL, a terminal escape) as \xNN; past
+// `max_bytes` of it, "..." instead of the rest.
+std::string printable_text(std::string_view text,
+                           std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
 
 // A whole decimal number, nothing before or after it, within T's range.
 template <typename T>

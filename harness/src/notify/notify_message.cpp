@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "crashkit/crash_protocol.hpp"
+
 namespace crashkit {
 
 std::optional<std::string_view> NotifyMessage::get(std::string_view key) const {
@@ -27,12 +29,13 @@ Result<NotifyMessage> parse_notify_datagram(std::string_view d) {
     d = nl == std::string_view::npos ? std::string_view{} : d.substr(nl + 1);
     if (line.empty()) continue;
     auto eq = line.find('=');
+    // At most 40 bytes of a sender's text, escaped: bounded and one line whatever it sent.
     if (eq == std::string_view::npos || eq == 0)
-      return usage_error(fmt::format("line without KEY=: '{:.40}'", line));
+      return usage_error(fmt::format("line without KEY=: '{}'", printable_text(line, 40)));
     std::string_view key = line.substr(0, eq);
     for (char c : key) {
       bool good = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-      if (!good) return usage_error(fmt::format("bad key '{:.40}'", key));
+      if (!good) return usage_error(fmt::format("bad key '{}'", printable_text(key, 40)));
     }
     m.fields.emplace_back(std::string(key), std::string(line.substr(eq + 1)));
   }
