@@ -97,6 +97,7 @@ int execute(const RunOptions& o) {
                            format_duration(rec.back()));
   }
   fmt::print("{}: {}{}\n", to_string(r->outcome), r->reason, recovery);
+  for (const auto& n : r->notes) fmt::print("note: {}\n", n);
   if (r->notify.rejected() > 0)
     fmt::print(
         "notify: {} datagram(s) accepted, {} rejected (no credentials {}, oversized {}, "

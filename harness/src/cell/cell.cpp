@@ -95,11 +95,13 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
                      fmt::format("cycle {}: daemon died before the planned SIGKILL: {}", cycle,
                                  how_it_ended(d))};
     cr.fault_status = d.kill().status;
-    if (workload) workload->finish(&rx_);  // its failure is expected: the daemon went away
+    // Its failure is expected: the daemon went away.
+    if (workload) note_left_behind(workload->finish(&rx_), fmt::format("workload.{}.log", cycle));
     return std::nullopt;
   }
   if (workload) {
     ShellResult wr = workload->finish(&rx_);
+    note_left_behind(wr, fmt::format("workload.{}.log", cycle));
     if (!wr.status.success()) {
       if (died_under_workload(d))
         return Verdict{
@@ -119,7 +121,7 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
     cr.fault_status = d.kill().status;
     return std::nullopt;
   }
-  auto stop = d.stop(SIGTERM, spec_.stop_timeout);
+  auto stop = stop_clean(d, cycle);
   cr.fault_status = stop.status;
   if (stop.escalated)
     return Verdict{
@@ -160,7 +162,7 @@ CellResult CellRun::run_signal_fault() {
     if (auto v = recover_and_check(cycle, 1, cr, daemon)) return end_on(result, cr, *v);
     result.cycles.push_back(cr);
   }
-  auto last = daemon->stop(SIGTERM, spec_.stop_timeout);
+  auto last = stop_clean(*daemon, spec_.cycles);
   if (last.escalated) say("final stop: SIGTERM ignored, escalated to SIGKILL");
   return finish(result, Outcome::pass,
                 fmt::format("{} cycle(s) of {} recovered and every check held", spec_.cycles,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/child.hpp"
+#include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/daemon.hpp"
 #include "crashkit/harness/placeholders.hpp"
 #include "process/shell_command.hpp"
@@ -75,7 +77,34 @@ class CellRun {
             run_.root,
             run_.artifacts / log_name,
             spec_.command_timeout,
-            spec_.capture_limit};
+            spec_.capture_limit,
+            &commands_};
+  }
+  // A run_shell that notes the processes the command left behind (killed).
+  Result<ShellResult> run_command(const std::string& command, int cycle,
+                                  const std::string& log_name, NotifyReceiver* rx = nullptr) {
+    auto r = run_shell(shell(command, cycle, log_name), rx);
+    if (r) note_left_behind(*r, log_name);
+    return r;
+  }
+  void note_left_behind(const ShellResult& r, const std::string& log_name) {
+    if (r.left_behind > 0)
+      note(fmt::format("{} process(es) outlived the command of {}; killed", r.left_behind,
+                       log_name));
+  }
+
+  // Things worth a line in the report that are not findings; a passing cell keeps them too.
+  void note(std::string line) {
+    say("note: " + line);
+    notes_.push_back(std::move(line));
+  }
+  // The clean stop (SIGTERM) at the end of a cell, noting helpers that outlived it.
+  Daemon::Stop stop_clean(Daemon& d, int cycle) {
+    auto s = d.stop(SIGTERM, spec_.stop_timeout);
+    if (s.outlived > 0 && !s.escalated && s.status && s.status->success())
+      note(fmt::format("cycle {}: {} process(es) outlived the daemon's clean exit; killed", cycle,
+                       s.outlived));
+    return s;
   }
   std::string counters_path(int cycle, int start_no) const {
     return (run_.root / fmt::format("counters.{}.{}", cycle, start_no)).string();
@@ -104,6 +133,7 @@ class CellRun {
     o.artifact_prefix = run_.artifacts / fmt::format("target.{}.{}", cycle, start_no);
     o.capture_limit = spec_.capture_limit;
     o.deny_io_uring = spec_.fault.loses_power();  // io_uring would bypass the journal shim
+    o.containment = &daemons_;
     return Daemon::start(o, rx_);
   }
 
@@ -128,8 +158,8 @@ class CellRun {
   std::optional<Verdict> run_checks(const std::vector<std::string>& checks, int cycle,
                                     std::string_view kind) {
     for (std::size_t i = 0; i < checks.size(); ++i) {
-      auto r = run_shell(shell(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i)),
-                         &rx_);
+      auto r =
+          run_command(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i), &rx_);
       if (!r) return Verdict{Outcome::harness_error, r.error().message};
       if (!r->status.success())
         return Verdict{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
@@ -207,12 +237,13 @@ class CellRun {
     r.outcome = o;
     r.reason = std::move(reason);
     r.notify = rx_.counters();
+    r.notes = notes_;
     return r;
   }
 
   std::optional<Verdict> prepare() {
     if (!spec_.prepare) return std::nullopt;
-    auto r = run_shell(shell(*spec_.prepare, 0, "prepare.log"));
+    auto r = run_command(*spec_.prepare, 0, "prepare.log");
     if (!r) return Verdict{Outcome::harness_error, r.error().message};
     if (!r->status.success())
       return Verdict{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
@@ -224,6 +255,11 @@ class CellRun {
   RunDir run_;
   std::optional<Credentials> user_;
   NotifyReceiver rx_;
+  // Every start of the target joins daemons_; every command joins commands_. Each is killed
+  // whole when its daemon or command ends (docs/architecture.md, "Containment").
+  Containment daemons_ = Containment::create();
+  Containment commands_ = Containment::create();
+  std::vector<std::string> notes_;
 };
 
 }  // namespace crashkit::detail

@@ -82,7 +82,7 @@ std::optional<Verdict> CellRun::plan_phases(PlanRun& p) {
     if (auto v = plan_recovery_crash(p)) return v;
   }
   if (auto v = recover_and_check(0, p.next_start, p.cycle, p.daemon)) return v;
-  p.daemon->stop(SIGTERM, spec_.stop_timeout);
+  stop_clean(*p.daemon, 1);
   return std::nullopt;
 }
 
@@ -120,7 +120,7 @@ std::optional<Verdict> CellRun::plan_first_start(PlanRun& p) {
 
 std::optional<Verdict> CellRun::plan_workload(PlanRun& p, bool armed) {
   if (!spec_.workload) return std::nullopt;
-  auto w = run_shell(shell(*spec_.workload, 0, "workload.0.log"), &rx_);
+  auto w = run_command(*spec_.workload, 0, "workload.0.log", &rx_);
   if (!w) return Verdict{Outcome::harness_error, w.error().message};
   p.fired = planned_fire_seen(p, armed);
   // A workload that fails because the planned fault hit the daemon is expected; one that
@@ -137,7 +137,7 @@ Verdict CellRun::plan_missed(PlanRun& p) {
             fmt::format("cycle 0: daemon died where no crash was planned: {}",
                         how_it_ended(*p.daemon))};
   p.result.armed_crossings = read_crash_counters(counters_path(0, 0));
-  p.daemon->stop(SIGTERM, spec_.stop_timeout);
+  stop_clean(*p.daemon, 0);
   return {Outcome::fault_not_reached,
           fmt::format("planned crossing not reached: {}",
                       crossings_note(p.result.armed_crossings, p.rules))};
@@ -171,7 +171,7 @@ std::optional<Verdict> CellRun::plan_recovery_crash(PlanRun& p) {
       return did_not_get_ready(*p.daemon,
                                "cycle 0: restart before the planned recovery crash: " + *not_ready);
     }
-    p.daemon->stop(SIGTERM, spec_.stop_timeout);
+    stop_clean(*p.daemon, 1);
     return Verdict{Outcome::fault_not_reached,
                    fmt::format("planned recovery crossing not reached: {}",
                                crossings_note(p.result.armed_crossings, p.rules))};

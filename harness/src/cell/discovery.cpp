@@ -16,7 +16,7 @@ Result<Discovery> CellRun::run_discovery() {
   std::optional<Daemon> daemon(std::move(*first));
   if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery: " + *why);
   if (spec_.workload) {
-    auto w = run_shell(shell(*spec_.workload, 0, "workload.0.log"), &rx_);
+    auto w = run_command(*spec_.workload, 0, "workload.0.log", &rx_);
     if (!w) return w.error();
     if (!w->status.success()) return harness_error("discovery: workload " + w->describe());
   }
@@ -26,7 +26,7 @@ Result<Discovery> CellRun::run_discovery() {
   if (!again) return again.error();
   daemon.emplace(std::move(*again));
   if (auto why = await_ready(*daemon, nullptr)) return harness_error("discovery restart: " + *why);
-  daemon->stop(SIGTERM, spec_.stop_timeout);
+  stop_clean(*daemon, 1);
   d.recovery = read_crash_counters(counters_path(1, 1));
   return d;
 }

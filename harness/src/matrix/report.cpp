@@ -44,6 +44,14 @@ std::string matrix_summary(const std::vector<MatrixResult>& results, const Matri
                        r.result.reason, r.repro);
     if (r.result.kept) out += fmt::format("    artifacts: {}\n", r.result.run_dir.string());
   }
+  bool noted = false;
+  for (const auto& r : results) {
+    for (const auto& n : r.result.notes) {
+      if (!noted) out += "notes:\n";
+      noted = true;
+      out += fmt::format("  {}: {}\n", r.cell.id, n);
+    }
+  }
   if (!plan.uncovered.empty()) {
     out += "coverage gap: the workload never crossed:";
     for (const auto& p : plan.uncovered) out += " " + p;
@@ -111,7 +119,8 @@ std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPl
                      {"reason", res.reason},
                      {"repro", r.repro},
                      {"seconds", secs(r.elapsed)},
-                     {"fired", res.fired}};
+                     {"fired", res.fired},
+                     {"notes", res.notes}};
     if (!r.cell.point.empty()) {
       c["point"] = r.cell.point;
       c["crossing"] = r.cell.crossing;

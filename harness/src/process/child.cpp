@@ -81,6 +81,7 @@ struct ChildPlan {
   int stdio[3] = {-1, -1, -1};
   const Credentials* user = nullptr;
   const sock_fprog* seccomp = nullptr;  // installed last, just before execve
+  int cgroup_procs = -1;                // the containment's cgroup.procs: joined first
   pid_t parent = 0;
   // Written by the child, read by the parent after vfork returns (shared memory).
   volatile int failed_stage = 0;
@@ -96,6 +97,9 @@ struct ChildPlan {
 
 [[noreturn]] void exec_child(ChildPlan& p) {
   if (setpgid(0, 0) != 0) fail_child(p, Child::Stage::process_group);
+  // Before anything else can fork: from here on every descendant is in the cell's cgroup.
+  if (p.cgroup_procs >= 0 && write(p.cgroup_procs, "0", 1) != 1)
+    fail_child(p, Child::Stage::cgroup);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_child(p, Child::Stage::death_signal);
   if (getppid() != p.parent) {  // the harness died before prctl took effect
     errno = ESRCH;
@@ -146,6 +150,8 @@ std::string_view stage_name(Child::Stage s) {
       return "start";
     case Child::Stage::process_group:
       return "setpgid";
+    case Child::Stage::cgroup:
+      return "joining its cgroup (cgroup.procs)";
     case Child::Stage::death_signal:
       return "prctl(PR_SET_PDEATHSIG)";
     case Child::Stage::signals:
@@ -271,7 +277,12 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
 
   // Everything the child touches is built here, before vfork.
   std::vector<char*> argv = c_array(options.argv);
-  std::vector<char*> envp = c_array(options.env);
+  std::vector<std::string> marked;
+  if (options.containment != nullptr) {
+    marked = options.env;
+    marked.push_back(options.containment->marker());
+  }
+  std::vector<char*> envp = c_array(options.containment != nullptr ? marked : options.env);
 
   NullFd null_fd;
   ChildPlan plan;
@@ -287,6 +298,7 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   plan.user = options.user ? &*options.user : nullptr;
   plan.seccomp = options.deny_io_uring ? &kDenyIoUringProgram : nullptr;
   plan.parent = getpid();
+  if (options.containment != nullptr) plan.cgroup_procs = options.containment->procs_fd();
 
   bp::error_code ec;
   pid_t pid = vfork_exec(plan, ec);

@@ -30,6 +30,7 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   s.user = o.user;
   s.cwd = o.cwd;
   s.deny_io_uring = o.deny_io_uring;
+  s.containment = o.containment;
   s.stdout_fd = out ? out->write_fd() : -1;
   s.stderr_fd = err ? err->write_fd() : -1;
   rx.drain();  // datagrams left over from a previous start must not count for this one
@@ -42,6 +43,7 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   rx.set_main_pid(child->pid());
   Daemon d(std::move(*child), rx, std::move(out), std::move(err));
   d.started_at_ = started_at;
+  d.containment_ = o.containment;
   return d;
 }
 
@@ -57,6 +59,8 @@ Daemon::Daemon(Daemon&& o) noexcept
       started_at_(o.started_at_),
       main_pid_(o.main_pid_),
       main_pidfd_(o.main_pidfd_),
+      escaped_pgid_(o.escaped_pgid_),
+      containment_(o.containment_),
       main_status_(o.main_status_),
       finished_(o.finished_) {
   o.finished_ = true;
@@ -172,6 +176,8 @@ Daemon::Stop Daemon::stop(int sig, Duration timeout) {
   } else {
     s.status = child_.try_wait();
   }
+  // What outlived the main process's exit, before the group clean-up below kills part of it.
+  if (containment_ != nullptr) s.outlived = containment_->kill_all({child_.pid()});
   child_.kill_and_reap();  // the started process (if it still runs) and the group
   clear_process_group(escaped_pgid_);
   if (out_) out_->finish();

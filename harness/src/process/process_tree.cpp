@@ -1,6 +1,8 @@
 // Killing what a daemon leaves behind: a process tree whose helpers left the group
 // (kill_process_tree: freeze with SIGSTOP to a fixpoint, then SIGKILL and reap), and the
 // members of a process group that outlive its leader (clear_process_group).
+#include "process/process_tree.hpp"
+
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,7 +22,6 @@
 #include "process/pidfd.hpp"
 
 namespace crashkit {
-namespace {
 
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;
@@ -35,6 +36,8 @@ std::vector<pid_t> children_of(pid_t pid) {
   }
   return out;
 }
+
+namespace {
 
 char process_state(pid_t pid) {
   FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");

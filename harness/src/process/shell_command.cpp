@@ -21,11 +21,12 @@ Result<ShellProcess> ShellProcess::start(const ShellRun& run) {
   o.user = run.user;
   o.stdout_fd = cap->write_fd();
   o.stderr_fd = cap->write_fd();
+  o.containment = run.containment;
   auto deadline = Clock::now() + run.timeout;
   auto child = Child::spawn(o);
   cap->close_write_end();
   if (!child) return child.error();
-  return ShellProcess(std::move(*child), std::move(*cap), deadline);
+  return ShellProcess(std::move(*child), std::move(*cap), deadline, run.containment);
 }
 
 ShellResult ShellProcess::finish(NotifyReceiver* rx) {
@@ -39,8 +40,11 @@ ShellResult ShellProcess::finish(NotifyReceiver* rx) {
   if (!st) {
     r.timed_out = true;
     st = child_.kill_and_reap();
+    if (containment_ != nullptr) containment_->kill_all();
   } else {
-    child_.clear_group();  // background jobs the command left behind
+    // Background jobs the command left behind: those that left its group (setsid) too.
+    if (containment_ != nullptr) r.left_behind = containment_->kill_all();
+    child_.clear_group();
   }
   r.status = *st;
   r.output_tail = capture_.finish();

@@ -27,12 +27,15 @@ struct ShellRun {
   std::filesystem::path log;
   Duration timeout = std::chrono::minutes(10);
   std::size_t capture_limit = 8 << 20;
+  // The command and everything it starts join it; finish() kills what is left. Not owned.
+  const Containment* containment = nullptr;
 };
 
 struct ShellResult {
   ExitStatus status = ExitStatus::exited(0);
   bool timed_out = false;
   std::string output_tail;
+  int left_behind = 0;  // processes it started that outlived it (setsid, nohup ... &): killed
   // "exited with code 1: <last output line>" / "timed out after 60s".
   std::string describe() const;
 };
@@ -48,11 +51,12 @@ class ShellProcess {
   ShellResult finish(NotifyReceiver* rx = nullptr);
 
  private:
-  ShellProcess(Child c, OutputCapture cap, Clock::time_point deadline)
-      : child_(std::move(c)), capture_(std::move(cap)), deadline_(deadline) {}
+  ShellProcess(Child c, OutputCapture cap, Clock::time_point deadline, const Containment* box)
+      : child_(std::move(c)), capture_(std::move(cap)), deadline_(deadline), containment_(box) {}
   Child child_;
   OutputCapture capture_;
   Clock::time_point deadline_;
+  const Containment* containment_;
 };
 
 Result<ShellResult> run_shell(const ShellRun& run, NotifyReceiver* rx = nullptr);

@@ -89,6 +89,9 @@ struct CellResult {
   NotifyCounters notify;
   std::vector<std::string> fired;  // X_CRASHKIT_FIRED values seen, "point@crossing"
   CrossingCounts armed_crossings;  // crossings counted in the armed start (crash plans)
+  // Lines worth reporting that are not findings, e.g. "cycle 3: 2 process(es) outlived the
+  // daemon's clean exit; killed". Kept whatever the outcome.
+  std::vector<std::string> notes;
 
   // Restart -> READY of the last cycle; empty when the daemon never came back. The one
   // recovery time a cell reports (JSON, HTML, gtest property).

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/credentials.hpp"
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
@@ -31,6 +32,9 @@ struct SpawnOptions {
   // io_uring_setup fails with ENOSYS in the child and everything it starts (a seccomp filter,
   // with no_new_privs): its I/O would bypass the power-loss shim, so daemons fall back.
   bool deny_io_uring = false;
+  // Joins this containment (its cgroup, or its environment marker) before exec, so that every
+  // descendant can be killed with it. Not owned; must outlive the spawn call.
+  const Containment* containment = nullptr;
 };
 
 class Child {
@@ -39,6 +43,7 @@ class Child {
   enum class Stage {
     none,
     process_group,
+    cgroup,
     death_signal,
     signals,
     dup_stdio,

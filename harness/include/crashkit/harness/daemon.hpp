@@ -31,6 +31,8 @@ class Daemon {
     std::filesystem::path artifact_prefix;
     std::size_t capture_limit = 8 << 20;
     bool deny_io_uring = false;  // see SpawnOptions
+    // Every start joins it; stop() and kill() end with containment->kill_all(). Not owned.
+    const Containment* containment = nullptr;
   };
 
   // Resets the receiver's state, spawns the target with NOTIFY_SOCKET set.
@@ -50,6 +52,9 @@ class Daemon {
   struct Stop {
     std::optional<ExitStatus> status;  // unknown if the main process was not ours to reap
     bool escalated = false;            // did not exit within the timeout; SIGKILLed
+    // Processes of this start (helpers, whatever they did to leave) still alive after the main
+    // process exited: killed. Needs Options::containment.
+    int outlived = 0;
   };
   // Sends `sig` to the main process, waits up to timeout, escalates to SIGKILL; clears the
   // process group either way.
@@ -85,6 +90,7 @@ class Daemon {
   pid_t main_pid_ = -1;  // announced MAINPID when it differs from the started pid
   int main_pidfd_ = -1;
   pid_t escaped_pgid_ = -1;  // the main process's group, when it left ours (setsid)
+  const Containment* containment_ = nullptr;
   std::optional<ExitStatus> main_status_;
   bool finished_ = false;  // stopped or killed: never signal a reaped pid again
 };

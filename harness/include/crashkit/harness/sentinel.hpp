@@ -1,6 +1,8 @@
 // The sentinel: a small process forked at harness start-up that outlives the harness for one
 // purpose. When the harness dies, even by SIGKILL, its pipe to the sentinel reaches EOF and the
-// sentinel SIGKILLs every process group and pid still registered, so no daemon is orphaned.
+// sentinel SIGKILLs every process group and pid still registered, then every contained process
+// (containment.hpp: the harness's cgroup subtree, and every process with its marker), so no
+// daemon or helper is orphaned. start_sentinel() also decides the containment way (a probe).
 //
 //   int main() { crashkit::start_sentinel(); ... }   // before any thread is started
 //   // Child::spawn registers each child's group; Child::clear_group forgets it.
