@@ -93,8 +93,9 @@ TEST(Child, LeadsItsOwnProcessGroupAndHasADeathSignal) {
   auto cap = OutputCapture::open(fs::temp_directory_path() / "ck-child-grp.log", 1 << 20);
   ASSERT_TRUE(cap);
   auto o =
-      sh("ps -o pgid= -p $$; grep -c . /proc/$$/status >/dev/null; "
-         "awk '/^SigBlk/ {print $2}' /proc/$$/status");
+      // awk reads its own mask, exec'd straight from the shell: the shell blocks every signal
+      // around each fork, so reading the shell's mask from another process races with that.
+      sh("ps -o pgid= -p $$; exec awk '/^SigBlk/ {print $2}' /proc/self/status");
   o.stdout_fd = cap->write_fd();
   auto c = Child::spawn(o);
   cap->close_write_end();

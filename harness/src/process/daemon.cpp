@@ -204,14 +204,19 @@ Daemon::Stop Daemon::kill() {
   } else {
     s.status = child_.kill_and_reap();
   }
+  if (containment_ != nullptr) s.outlived = containment_->kill_all();
   if (out_) out_->finish();
   if (err_) err_->finish();
   finished_ = true;
   return s;
 }
 
-std::string Daemon::stderr_tail() const {
-  return err_ ? err_->tail() : std::string();
+std::string Daemon::stderr_tail() {
+  if (!err_) return {};
+  // Once the daemon is gone, what it wrote may still sit in the pipe, not yet read by the
+  // capture thread: drain it first, or "exited before READY" would lose its last words.
+  if (!alive()) return err_->finish();
+  return err_->tail();
 }
 
 }  // namespace crashkit

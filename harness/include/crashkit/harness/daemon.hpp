@@ -68,8 +68,9 @@ class Daemon {
   pid_t main_pid() const { return main_pid_ > 0 ? main_pid_ : child_.pid(); }
   // pidfd that becomes readable when the main process exits.
   int main_pidfd() const { return main_pidfd_ >= 0 ? main_pidfd_ : child_.pidfd(); }
-  // Tail of captured stderr (for "exited before READY" reports).
-  std::string stderr_tail() const;
+  // Tail of captured stderr (for "exited before READY" reports); complete once the daemon
+  // has exited (the pipe is drained first).
+  std::string stderr_tail();
 
   Daemon(Daemon&&) noexcept;
   Daemon& operator=(Daemon&&) = delete;
