@@ -1,0 +1,96 @@
+// Fuzzes the matrix spec reader (`crashkit matrix SPEC`, CRASHKIT_CRASH_MATRIX): YAML text
+// through parse_matrix_spec, the function load_matrix_spec hands the file's text to.
+//
+// Properties: no exception escapes (yaml-cpp's are turned into errors); a rejection is a usage
+// error "FILE:LINE: ..." naming the spec; an accepted spec has a target and faults,
+// every crash_points action is exactly one action of the plan grammar, every powerloss fault is
+// a --fault that loses power, crossings and samples are >= 1, and its cells' repro line (built
+// from the spec's base) can be written.
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "crashkit/crash_plan.hpp"
+#include "crashkit/harness/cell.hpp"
+#include "crashkit/harness/matrix.hpp"
+#include "property.hpp"
+
+namespace {
+
+using crashkit::MatrixFault;
+using crashkit::fuzz::broken;
+
+// Relative: errors name it as given, relative paths in the spec resolve against the cwd.
+const std::filesystem::path kSpecFile = "matrix.yaml";
+
+void check_rejection(const crashkit::Error& error) {
+  if (error.kind != crashkit::ErrorKind::usage) broken("matrix: rejection is not a usage error");
+  // Not required to be one line: yaml-cpp's messages and the keys and values quoted in them
+  // carry the spec's own characters, line breaks included. The first line names the spot.
+  if (error.message.empty()) broken("matrix: empty error message");
+  const auto at = error.message.find(kSpecFile.string() + ":");
+  const auto line = at == std::string::npos ? at : at + kSpecFile.string().size() + 1;
+  if (line == std::string::npos || line >= error.message.size() || error.message[line] < '0' ||
+      error.message[line] > '9')
+    broken("matrix: rejection is not 'FILE:LINE: ...': " + error.message);
+}
+
+void check_action(const MatrixFault& f) {
+  auto plan = crashkit::parse_crash_plan("x@1=" + f.action);
+  const auto* rules = std::get_if<std::vector<crashkit::CrashRule>>(&plan);
+  if (!rules || rules->size() != 1)
+    broken(fmt::format("matrix: action '{}' accepted, not one action of the grammar", f.action));
+}
+
+void check_fault(const MatrixFault& f) {
+  switch (f.kind) {
+    case MatrixFault::Kind::crash_points:
+      check_action(f);
+      for (auto c : f.crossings)
+        if (c == 0) broken("matrix: crossing 0 accepted");
+      if (f.sample && *f.sample == 0) broken("matrix: sample 0 accepted");
+      break;
+    case MatrixFault::Kind::powerloss: {
+      auto parsed = crashkit::Fault::parse(f.powerloss);
+      if (!parsed || !parsed->loses_power())
+        broken(fmt::format("matrix: powerloss fault '{}' accepted, not a power-loss --fault",
+                           f.powerloss));
+      break;
+    }
+    case MatrixFault::Kind::sigkill:
+      for (auto d : f.after)
+        if (d.count() < 0) broken("matrix: negative sigkill after accepted");
+      break;
+    case MatrixFault::Kind::sigterm:
+      break;
+  }
+}
+
+void check_spec(const crashkit::MatrixSpec& spec) {
+  if (spec.base.target.empty()) broken("matrix: accepted without a target");
+  if (spec.faults.empty()) broken("matrix: accepted without faults");
+  for (const auto& f : spec.faults) check_fault(f);
+  for (const auto& kv : spec.base.extra_env)
+    if (kv.find('=') == std::string::npos) broken("matrix: env entry without '=': " + kv);
+  for (auto d : {spec.base.ready_timeout, spec.base.stop_timeout, spec.base.command_timeout})
+    if (d.count() < 0) broken("matrix: negative timeout accepted");
+  if (crashkit::repro_command(spec.base).empty()) broken("matrix: empty repro line");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view yaml(reinterpret_cast<const char*>(data), size);
+  auto spec = crashkit::parse_matrix_spec(yaml, kSpecFile);
+  if (spec)
+    check_spec(*spec);
+  else
+    check_rejection(spec.error());
+  return 0;
+}
