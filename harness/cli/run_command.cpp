@@ -150,6 +150,8 @@ int execute_discover(const RunOptions& o) {
   if (!o.quiet) log = [](std::string_view line) { fmt::print(stderr, "crashkit: {}\n", line); };
   auto d = discover(*spec, log);
   if (!d) return fail(d.error());
+  // On stderr: stdout may be JSON.
+  if (d->kept) fmt::print(stderr, "crashkit: run dir kept: {}\n", d->run_dir.string());
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> rows;
   for (const auto& [name, n] : d->run) rows[name].first = n;
   for (const auto& [name, n] : d->recovery) rows[name].second = n;

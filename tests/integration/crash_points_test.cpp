@@ -189,6 +189,30 @@ TEST(CrashPointsCli, DiscoveryCountsAreExact) {
   EXPECT_EQ(j["recover.record"]["recovery"], 7);
 }
 
+// A discovery run that fails keeps its run dir, as a failing cell does, and says where it is.
+TEST(CrashPointsCli, FailedDiscoveryNamesItsKeptRunDir) {
+  auto r = test::run_cli(
+      {kCli, "discover", "-q", "--", CRASHKIT_NOTIFY_FIXTURE, "--mode", "exit-before-ready"});
+  EXPECT_EQ(r.code(), 3) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  const std::string says = "; run dir kept: ";
+  auto at = r.output.find(says);
+  ASSERT_NE(at, std::string::npos) << r.output;
+  fs::path kept = r.output.substr(at + says.size(), r.output.find('\n', at) - at - says.size());
+  EXPECT_TRUE(fs::is_directory(kept / "artifacts")) << r.output;
+  fs::remove_all(kept);
+
+  auto keep = test::run_cli({kCli, "discover", "-q", "--keep", "--json", "--",
+                             CRASHKIT_NOTIFY_FIXTURE, "--mode", "ready"});
+  EXPECT_EQ(keep.code(), 0) << keep.output;
+  const std::string said = "crashkit: run dir kept: ";
+  at = keep.output.find(said);
+  ASSERT_NE(at, std::string::npos) << keep.output;
+  kept = keep.output.substr(at + said.size(), keep.output.find('\n', at) - at - said.size());
+  EXPECT_TRUE(fs::is_directory(kept / "artifacts")) << keep.output;
+  fs::remove_all(kept);
+}
+
 // Only the target of a cell is armed: never the harness, nor the workload and checks it spawns,
 // even when the harness itself was started with a plan in its environment.
 TEST(CrashPlanScope, TheHarnessIgnoresAPlanInItsOwnEnvironment) {

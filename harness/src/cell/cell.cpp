@@ -291,7 +291,17 @@ Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
   auto d = cell->run_discovery();
-  cell->run_dir().remove_unless_kept(spec.keep || !d);
+  const RunDir& dir = cell->run_dir();
+  // Kept as a cell's run dir is: asked for, failed (the evidence), or not ours to remove; a
+  // failure says where it is, as a failing cell does.
+  const bool kept = spec.keep || !d || !dir.created_by_us;
+  dir.remove_unless_kept(kept);
+  if (!d) {
+    Error e = d.error();
+    e.message += fmt::format("; run dir kept: {}", dir.root.string());
+    return e;
+  }
+  d->kept = kept;
   return d;
 }
 

@@ -107,11 +107,13 @@ using CellLog = std::function<void(std::string_view line)>;
 Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log = {});
 
 // A discovery run: start, workload, SIGKILL, restart (recovery), clean stop, with crossing
-// counters on. `run` counts the first start and the workload; `recovery` the restart.
+// counters on. `run` counts the first start and the workload; `recovery` the restart. When it
+// fails, its run dir is kept and the error ends with "; run dir kept: PATH".
 struct Discovery {
   CrossingCounts run;
   CrossingCounts recovery;
   std::filesystem::path run_dir;
+  bool kept = false;  // run_dir was kept (--keep, or not ours); a failed discovery keeps it too
 };
 Result<Discovery> discover(const CellSpec& spec, const CellLog& log = {});
 
