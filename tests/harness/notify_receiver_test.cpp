@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +101,53 @@ TEST_F(NotifyReceiverTest, FoldsSystemdKeysIntoState) {
   send_to(rx->address(), "STOPPING=1");
   rx->wait([](const NotifyState& st) { return st.stopping; }, Clock::now() + 5s);
   EXPECT_TRUE(rx->state().stopping);
+}
+
+// EXTEND_TIMEOUT_USEC= as systemd takes it, on a READY deadline that has already passed: a value
+// whose sum with the clock saturates moves it out for good (no deadline); 0 and 2^64-1 are
+// ignored. The first look at the state sends READY=1, so only a wait whose deadline moved out
+// polls and hears it.
+TEST_F(NotifyReceiverTest, ExtendTimeoutMovesAPassedReadyDeadline) {
+  auto wait_for_ready = [&](const std::string& extend) {
+    auto rx = NotifyReceiver::bind((dir_ / "n.sock").string());
+    EXPECT_TRUE(rx) << rx.error().message;
+    if (!rx) return NotifyReceiver::Wake::watched_fd;
+    rx->set_main_pid(getpid());
+    send_to(rx->address(), extend);
+    bool sent = false;
+    return rx->wait(
+        [&](const NotifyState& s) {
+          if (!sent) send_to(rx->address(), "READY=1");
+          sent = true;
+          return s.ready;
+        },
+        Clock::now() - 1s);
+  };
+  using Wake = NotifyReceiver::Wake;
+  EXPECT_EQ(wait_for_ready("EXTEND_TIMEOUT_USEC=60000000"), Wake::condition);
+  EXPECT_EQ(wait_for_ready("EXTEND_TIMEOUT_USEC=18446744073709551614"), Wake::condition);
+  EXPECT_EQ(wait_for_ready("EXTEND_TIMEOUT_USEC=18446744073709551615"), Wake::timeout);
+  EXPECT_EQ(wait_for_ready("EXTEND_TIMEOUT_USEC=0"), Wake::timeout);
+}
+
+// Once READY=1 came, the start timeout is over: an extension does not stretch the waits of a
+// running daemon (a SIGKILL's delay). A timerfd bounds the test were it wrongly stretched.
+TEST_F(NotifyReceiverTest, ExtendTimeoutDoesNotStretchWaitsAfterReady) {
+  auto rx = NotifyReceiver::bind((dir_ / "n.sock").string());
+  ASSERT_TRUE(rx) << rx.error().message;
+  rx->set_main_pid(getpid());
+  send_to(rx->address(), "READY=1\nEXTEND_TIMEOUT_USEC=60000000");
+  rx->drain();
+  ASSERT_TRUE(rx->state().ready);
+  int bound = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+  ASSERT_GE(bound, 0);
+  itimerspec its{};
+  its.it_value.tv_sec = 5;
+  timerfd_settime(bound, 0, &its, nullptr);
+  int watch[1] = {bound};
+  auto w = rx->wait([](const NotifyState&) { return false; }, Clock::now() + 10ms, watch);
+  EXPECT_EQ(w, NotifyReceiver::Wake::timeout);
+  close(bound);
 }
 
 TEST_F(NotifyReceiverTest, CountsAndIgnoresBadDatagrams) {

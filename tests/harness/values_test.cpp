@@ -171,19 +171,56 @@ NotifyState folded(std::string_view datagram) {
 }
 
 TEST(NotifyState, FoldsExtendTimeout) {
-  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=5000000").extend_timeout, 5s);
-  EXPECT_FALSE(folded("EXTEND_TIMEOUT_USEC=-1").extend_timeout);
-  EXPECT_FALSE(folded("EXTEND_TIMEOUT_USEC=5s").extend_timeout);
+  auto before = Clock::now();
+  auto s = folded("EXTEND_TIMEOUT_USEC=5000000");
+  EXPECT_EQ(s.extend_timeout, 5s);
+  ASSERT_TRUE(s.extended_until);
+  EXPECT_GE(*s.extended_until, before + 5s);
+  EXPECT_LE(*s.extended_until, Clock::now() + 5s);
+  for (const char* ignored :
+       {"EXTEND_TIMEOUT_USEC=-1", "EXTEND_TIMEOUT_USEC=5s",
+        // 0 and 2^64-1 (USEC_INFINITY) are ignored, as systemd ignores them
+        "EXTEND_TIMEOUT_USEC=0", "EXTEND_TIMEOUT_USEC=18446744073709551615"}) {
+    EXPECT_FALSE(folded(ignored).extend_timeout) << ignored;
+    EXPECT_FALSE(folded(ignored).extended_until) << ignored;
+  }
 }
 
 // Found by fuzz/fuzz_notify_datagram: microseconds past 2^63 / 1000 overflowed (undefined
-// behaviour) on the way to nanoseconds, and 2^64-1, systemd's "infinity", came out negative.
+// behaviour) on the way to nanoseconds. A deadline past what the clock holds is no deadline
+// (systemd's usec_add() saturates at infinity), never a wrapped one.
 TEST(NotifyState, ExtendTimeoutSaturatesInsteadOfOverflowing) {
   const Duration most = std::chrono::microseconds(1'000'000'000'000'000);
-  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=272387011474469044").extend_timeout, most);
-  EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=18446744073709551615").extend_timeout, most);
+  for (const char* huge :
+       {"EXTEND_TIMEOUT_USEC=272387011474469044", "EXTEND_TIMEOUT_USEC=9300000000000000",
+        "EXTEND_TIMEOUT_USEC=18446744073709551614"}) {
+    auto s = folded(huge);
+    EXPECT_EQ(s.extend_timeout, most) << huge;
+    EXPECT_EQ(s.extended_until, Clock::time_point::max()) << huge;
+  }
   EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=1000000000000000").extend_timeout, most);
   EXPECT_EQ(folded("EXTEND_TIMEOUT_USEC=999999999999999").extend_timeout, most - 1us);
+  EXPECT_LT(folded("EXTEND_TIMEOUT_USEC=1000000000000000").extended_until,
+            Clock::time_point::max());
+}
+
+// Each message extends anew from its arrival (a daemon repeats it while a long start goes on),
+// and never moves the deadline earlier, as systemd's service_extend_timeout().
+TEST(NotifyState, EveryExtensionCountsAndNoneShortens) {
+  auto m = parse_notify_datagram("EXTEND_TIMEOUT_USEC=60000000");
+  auto shorter = parse_notify_datagram("EXTEND_TIMEOUT_USEC=1000000");
+  ASSERT_TRUE(m && shorter);
+  NotifyState s;
+  apply_notify_message(*m, s);
+  const auto first = *s.extended_until;
+  for (auto t = Clock::now(); Clock::now() == t;) {
+  }  // the clock ticks: the same value again lands later
+  apply_notify_message(*m, s);
+  EXPECT_GT(*s.extended_until, first);
+  const auto second = *s.extended_until;
+  apply_notify_message(*shorter, s);
+  EXPECT_EQ(*s.extended_until, second);
+  EXPECT_EQ(s.extend_timeout, 1s);
 }
 
 }  // namespace

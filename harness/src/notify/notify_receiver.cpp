@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 
 #include "crashkit/crash_protocol.hpp"
 
@@ -115,8 +116,36 @@ bool NotifyReceiver::sender_allowed(pid_t sender) const {
   return sender == started_pid_ || (state_.main_pid && sender == *state_.main_pid);
 }
 
+namespace {
+
 // About 31 years: far beyond any test, and the clock plus this never overflows.
 constexpr std::uint64_t kExtendTimeoutMaxUsec = 1'000'000'000'000'000;
+// systemd's USEC_INFINITY.
+constexpr std::uint64_t kUsecInfinity = std::numeric_limits<std::uint64_t>::max();
+
+// `at` plus `us` microseconds, or time_point::max() (never) where that is past what the clock
+// holds, as systemd's usec_add() saturates at USEC_INFINITY (a timer there never fires).
+Clock::time_point saturating_after(Clock::time_point at, std::uint64_t us) {
+  const auto room =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::time_point::max() - at).count();
+  if (room <= 0 || us >= static_cast<std::uint64_t>(room)) return Clock::time_point::max();
+  return at + std::chrono::microseconds(static_cast<std::int64_t>(us));
+}
+
+// EXTEND_TIMEOUT_USEC=, as systemd's service_extend_timeout() (src/core/service.c) takes it: 0
+// and USEC_INFINITY are ignored (!timestamp_is_set(): infinity does NOT mean "no deadline");
+// any other value moves the deadline to now + value, never earlier than it already is (each
+// message extends anew: a daemon sends it periodically while a long start goes on), and a sum
+// past what the clock holds saturates to no deadline at all.
+void apply_extend_timeout(std::string_view value, NotifyState& state) {
+  auto us = parse_number<std::uint64_t>(value);
+  if (!us || *us == 0 || *us == kUsecInfinity) return;
+  state.extend_timeout = std::chrono::microseconds(std::min(*us, kExtendTimeoutMaxUsec));
+  auto until = saturating_after(Clock::now(), *us);
+  if (!state.extended_until || *state.extended_until < until) state.extended_until = until;
+}
+
+}  // namespace
 
 void apply_notify_message(const NotifyMessage& m, NotifyState& state) {
   for (const auto& [key, value] : m.fields) {
@@ -139,10 +168,7 @@ void apply_notify_message(const NotifyMessage& m, NotifyState& state) {
       if (value == "1") ++state.watchdog_pings;
       if (value == "trigger") state.watchdog_trigger = true;
     } else if (key == "EXTEND_TIMEOUT_USEC") {
-      // Saturated as systemd saturates it: a larger value (up to 2^64-1, systemd's "infinity")
-      // would overflow in nanoseconds and when added to the clock.
-      if (auto us = parse_number<std::uint64_t>(value))
-        state.extend_timeout = std::chrono::microseconds(std::min(*us, kExtendTimeoutMaxUsec));
+      apply_extend_timeout(value, state);
     } else if (key == "X_CRASHKIT_FIRED") {
       state.fired.push_back(value);
     } else if (key.starts_with("X_")) {
@@ -218,14 +244,13 @@ NotifyReceiver::Wake NotifyReceiver::wait(const std::function<bool(const NotifyS
   std::vector<pollfd> fds;
   fds.push_back({fd_, POLLIN, 0});
   for (int w : watch) fds.push_back({w, POLLIN, 0});
-  std::optional<Duration> seen_extension;
   while (true) {
     drain();
     if (done(state_)) return Wake::condition;
-    if (state_.extend_timeout && state_.extend_timeout != seen_extension) {
-      seen_extension = state_.extend_timeout;
-      deadline = std::max(deadline, Clock::now() + *state_.extend_timeout);
-    }
+    // systemd extends the start timeout; a running daemon's waits (the delay of a SIGKILL, a
+    // workload's timeout) are not the daemon's to stretch.
+    if (state_.extended_until && !state_.ready)
+      deadline = std::max(deadline, *state_.extended_until);
     for (std::size_t i = 1; i < fds.size(); ++i) {
       pollfd probe{fds[i].fd, POLLIN, 0};
       if (poll(&probe, 1, 0) > 0) {

@@ -37,7 +37,11 @@ struct NotifyState {
   std::optional<int> errno_value;
   std::uint64_t watchdog_pings = 0;
   bool watchdog_trigger = false;
+  // EXTEND_TIMEOUT_USEC=, as systemd reads it (see apply_notify_message): the last value taken
+  // (at most 10^15 us), and the deadline the extensions set, the latest arrival + value, never
+  // moved earlier; time_point::max() when that is past what the clock holds: no deadline.
   std::optional<Duration> extend_timeout;
+  std::optional<Clock::time_point> extended_until;
   std::vector<std::string> fired;                 // X_CRASHKIT_FIRED= values, in order
   std::map<std::string, std::string> extensions;  // other X_* keys, last value
   std::optional<Clock::time_point> ready_at;      // when READY=1 was read
@@ -85,8 +89,10 @@ class NotifyReceiver {
 
   enum class Wake { condition, watched_fd, timeout };
   // Waits (poll, no sleeping) until `done(state())` holds, one of `watch` is readable (e.g.
-  // a pidfd: the daemon died) or `deadline` passes. EXTEND_TIMEOUT_USEC= moves the deadline
-  // out as systemd does. The condition is checked first, so a finished wait returns at once.
+  // a pidfd: the daemon died) or `deadline` passes. Before READY=1, EXTEND_TIMEOUT_USEC=
+  // moves the deadline out to `extended_until`, as systemd extends its start timeout; the waits
+  // of a running daemon keep theirs. The condition is checked first, so a finished wait
+  // returns at once.
   Wake wait(const std::function<bool(const NotifyState&)>& done, Clock::time_point deadline,
             std::span<const int> watch = {});
 
