@@ -16,9 +16,10 @@ namespace crashkit {
 Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   std::optional<OutputCapture> out, err;
   if (!o.artifact_prefix.empty()) {
-    auto a = OutputCapture::open(o.artifact_prefix.string() + ".stdout", o.capture_limit);
+    constexpr auto lazily = OutputCapture::FileCreation::on_first_byte;
+    auto a = OutputCapture::open(o.artifact_prefix.string() + ".stdout", o.capture_limit, lazily);
     if (!a) return a.error();
-    auto b = OutputCapture::open(o.artifact_prefix.string() + ".stderr", o.capture_limit);
+    auto b = OutputCapture::open(o.artifact_prefix.string() + ".stderr", o.capture_limit, lazily);
     if (!b) return b.error();
     out.emplace(std::move(*a));
     err.emplace(std::move(*b));
@@ -190,10 +191,15 @@ Daemon::Stop Daemon::kill() {
   Stop s;
   if (finished_) return {main_status_ ? main_status_ : child_.status(), false};
   follow_main_pid();
-  // The whole tree first: helpers that left the group (setsid) are still descendants.
-  if (!child_.status()) kill_process_tree(child_.pid());
+  // In a cgroup, one cgroup.kill ends the started process, the main one and every helper at
+  // once, with no fork race and no tree walk. Otherwise the whole tree first: helpers that left
+  // the group (setsid) are still descendants.
+  const bool one_cgroup =
+      containment_ != nullptr && containment_->mode() == Containment::Mode::cgroup;
+  if (one_cgroup) s.outlived = containment_->kill_all({child_.pid(), main_pid_});
+  if (!one_cgroup && !child_.status()) kill_process_tree(child_.pid());
   if (main_pid_ > 0) {
-    kill_process_tree(main_pid_);
+    if (!one_cgroup) kill_process_tree(main_pid_);
     child_.kill_and_reap();
     if (main_pidfd_ >= 0) {
       pollfd p{main_pidfd_, POLLIN, 0};
@@ -204,7 +210,7 @@ Daemon::Stop Daemon::kill() {
   } else {
     s.status = child_.kill_and_reap();
   }
-  if (containment_ != nullptr) s.outlived = containment_->kill_all();
+  if (containment_ != nullptr && !one_cgroup) s.outlived = containment_->kill_all();
   if (out_) out_->finish();
   if (err_) err_->finish();
   finished_ = true;

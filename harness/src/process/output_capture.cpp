@@ -3,27 +3,33 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace crashkit {
 
 struct OutputCapture::State {
   int read_fd = -1;
   int write_fd = -1;
-  int stop_fd = -1;  // eventfd: finish() asks the reader to drain and stop
   int file_fd = -1;
+  std::string path;  // created on the first byte when file_fd is -1 (FileCreation)
+  bool create_failed = false;
+  bool write_failed = false;
   std::size_t limit = 0;
   std::size_t written = 0;
   std::size_t dropped = 0;
   mutable std::mutex mu;
   std::string tail;
-  std::thread reader;
+  bool done = false;  // the pump let go of it (guarded by mu)
+  std::condition_variable finished;
 
   void keep_tail(const char* data, std::size_t n) {
     std::lock_guard lock(mu);
@@ -31,68 +37,172 @@ struct OutputCapture::State {
     if (tail.size() > kTail) tail.erase(0, tail.size() - kTail);
   }
 
+  // A line in the tail (which reports quote) when the artifact itself cannot hold it.
+  void note(const char* what) {
+    std::string line = fmt::format("\n[crashkit: {} {}: {}; only this tail is kept]\n", what, path,
+                                   std::strerror(errno));
+    keep_tail(line.data(), line.size());
+  }
+
   void consume(const char* data, std::size_t n) {
+    if (file_fd < 0 && !create_failed) {
+      file_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      create_failed = file_fd < 0;
+      if (create_failed) note("cannot create");
+    }
     keep_tail(data, n);
     std::size_t room = written < limit ? limit - written : 0;
     std::size_t to_file = std::min(room, n);
-    if (to_file > 0) {
+    if (to_file > 0 && file_fd >= 0 && !write_failed) {
       // A full or failing disk must not stop us draining the pipe (the child would block).
       ssize_t w = ::write(file_fd, data, to_file);
       if (w > 0) written += static_cast<std::size_t>(w);
+      write_failed = w < 0;
+      if (write_failed) note("writing");
     }
     dropped += n - to_file;
   }
 
-  void run() {
+  // Reads what the pipe holds now. False at EOF (every writer closed) or on an error.
+  bool drain() {
     char buf[16384];
-    pollfd fds[2] = {{read_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-    bool stopping = false;
     while (true) {
-      if (!stopping) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        if ((fds[1].revents & POLLIN) != 0) stopping = true;
-      }
-      ssize_t n = read(read_fd, buf, sizeof buf);
+      ssize_t n = ::read(read_fd, buf, sizeof buf);
       if (n > 0) {
         consume(buf, static_cast<std::size_t>(n));
         continue;
       }
-      if (n == 0) break;                       // every writer closed
-      if (errno == EAGAIN && stopping) break;  // drained; a straggler may hold it open
-      if (errno != EAGAIN && errno != EINTR) break;
+      if (n < 0 && errno == EINTR) continue;
+      return n < 0 && errno == EAGAIN;
     }
-    if (dropped > 0) {
-      std::string note = fmt::format("\n[crashkit: {} further bytes dropped]\n", dropped);
-      if (::write(file_fd, note.data(), note.size()) < 0) {
+  }
+
+  void close_file() {
+    if (dropped > 0 && file_fd >= 0) {
+      std::string line = fmt::format("\n[crashkit: {} further bytes dropped]\n", dropped);
+      if (::write(file_fd, line.data(), line.size()) < 0) {
       }
     }
+    if (file_fd >= 0) ::close(file_fd);
+    file_fd = -1;
   }
 };
 
-Result<OutputCapture> OutputCapture::open(const std::filesystem::path& file, std::size_t limit) {
+namespace {
+
+// One thread drains every capture of the process (epoll), instead of a thread per capture: a
+// `crashkit run --cycles` loop starts two captures per cycle, and creating and ending two
+// threads each time was a measurable part of its cost. Created on first use, never destroyed
+// (it may be needed until the last static destructor runs); it holds no lock while it reads.
+class CapturePump {
+ public:
+  static CapturePump& instance() {
+    static CapturePump* pump = new CapturePump();
+    return *pump;
+  }
+
+  bool add(OutputCapture::State* s) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = s;
+    return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s->read_fd, &ev) == 0;
+  }
+
+  // Drains what is buffered (even if a grandchild still holds the pipe open), then lets go.
+  void finish(OutputCapture::State* s) {
+    {
+      std::lock_guard lock(mu_);
+      finishing_.push_back(s);
+    }
+    std::uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) < 0) {
+    }
+    std::unique_lock lock(s->mu);
+    s->finished.wait(lock, [s] { return s->done; });
+  }
+
+ private:
+  CapturePump() {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    std::thread([this] { run(); }).detach();
+  }
+
+  void let_go(OutputCapture::State* s) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s->read_fd, nullptr);
+    std::lock_guard lock(s->mu);
+    s->done = true;
+    s->finished.notify_all();
+  }
+
+  [[noreturn]] void run() {
+    epoll_event events[64];
+    while (true) {
+      int n = epoll_wait(epoll_fd_, events, 64, -1);
+      for (int i = 0; i < n; ++i) {
+        auto* s = static_cast<OutputCapture::State*>(events[i].data.ptr);
+        if (s == nullptr) continue;  // the wake-up: handled below
+        // At EOF the fd stays registered but is removed from the interest list, so a
+        // finished-at-EOF capture does not spin; finish() then lets it go.
+        if (!s->drain()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s->read_fd, nullptr);
+      }
+      std::uint64_t count = 0;
+      if (::read(wake_fd_, &count, sizeof count) < 0) {
+      }
+      std::vector<OutputCapture::State*> batch;
+      {
+        std::lock_guard lock(mu_);
+        batch.swap(finishing_);
+      }
+      for (auto* s : batch) {
+        s->drain();
+        let_go(s);
+      }
+    }
+  }
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::mutex mu_;
+  std::vector<OutputCapture::State*> finishing_;
+};
+
+}  // namespace
+
+Result<OutputCapture> OutputCapture::open(const std::filesystem::path& file, std::size_t limit,
+                                          FileCreation when) {
   auto s = std::make_unique<State>();
   s->limit = limit;
-  s->file_fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (s->file_fd < 0)
+  s->path = file.string();
+  auto cannot = [&] {
     return usage_error(fmt::format("artifact {}: cannot create: {}; check the run dir is writable",
                                    file.string(), std::strerror(errno)));
+  };
+  if (when == FileCreation::now) {
+    s->file_fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->file_fd < 0) return cannot();
+  } else if (::access(file.parent_path().c_str(), W_OK | X_OK) != 0) {
+    return cannot();  // a directory it could never be created in: say so now
+  }
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) {
-    close(s->file_fd);
+    if (s->file_fd >= 0) close(s->file_fd);
     return harness_error(fmt::format("capture: pipe failed: {}", std::strerror(errno)));
   }
   s->read_fd = p[0];
   s->write_fd = p[1];
   fcntl(s->read_fd, F_SETFL, O_NONBLOCK);
-  s->stop_fd = eventfd(0, EFD_CLOEXEC);
-  if (s->stop_fd < 0) {
+  if (!CapturePump::instance().add(s.get())) {
+    int e = errno;
     close(p[0]);
     close(p[1]);
-    close(s->file_fd);
-    return harness_error(fmt::format("capture: eventfd failed: {}", std::strerror(errno)));
+    if (s->file_fd >= 0) close(s->file_fd);
+    return harness_error(fmt::format("capture: epoll_ctl failed: {}", std::strerror(e)));
   }
-  State* raw = s.get();
-  s->reader = std::thread([raw] { raw->run(); });
   return OutputCapture(std::move(s));
 }
 
@@ -123,14 +233,11 @@ void OutputCapture::close_write_end() {
 std::string OutputCapture::finish() {
   if (!s_) return {};
   close_write_end();
-  if (s_->reader.joinable()) {
-    std::uint64_t one = 1;
-    if (::write(s_->stop_fd, &one, sizeof one) < 0) {
-    }
-    s_->reader.join();
+  if (s_->read_fd >= 0) {
+    CapturePump::instance().finish(s_.get());
     close(s_->read_fd);
-    close(s_->stop_fd);
-    close(s_->file_fd);
+    s_->read_fd = -1;
+    s_->close_file();
   }
   return tail();
 }

@@ -1,6 +1,8 @@
-// OutputCapture: a pipe whose read end a background thread drains into a file, keeping at
-// most `limit` bytes on disk (a chatty daemon cannot fill the artifact directory) and the
-// last few KiB in memory for one-line error reports.
+// OutputCapture: a pipe whose read end a background thread (one for every capture of the
+// process) drains into a file, keeping at most `limit` bytes on disk (a chatty daemon cannot
+// fill the artifact directory) and the last few KiB in memory for one-line error reports. A
+// file that cannot be created or written (a full disk) is named in that tail, so the report
+// says the artifact is incomplete.
 //
 //   auto cap = OutputCapture::open(run.artifacts / "target.0.stderr", 4 << 20);
 //   spawn({.stderr_fd = cap->write_fd()}); cap->close_write_end();
@@ -18,7 +20,13 @@ namespace crashkit {
 
 class OutputCapture {
  public:
-  static Result<OutputCapture> open(const std::filesystem::path& file, std::size_t limit);
+  // now: the file exists from open() on (command logs). on_first_byte: created when the first
+  // byte arrives, so a start that prints nothing costs no file (the daemon's stdout/stderr, once
+  // per start: creating two files per cycle was the largest cost of a `crashkit run --cycles`
+  // loop). A file that cannot be created then is named in the tail.
+  enum class FileCreation { now, on_first_byte };
+  static Result<OutputCapture> open(const std::filesystem::path& file, std::size_t limit,
+                                    FileCreation when = FileCreation::now);
   OutputCapture(OutputCapture&&) noexcept;
   OutputCapture& operator=(OutputCapture&&) noexcept;
   ~OutputCapture();  // finish()
@@ -35,8 +43,9 @@ class OutputCapture {
 
   static constexpr std::size_t kTail = 2048;
 
+  struct State;  // internal (output_capture.cpp)
+
  private:
-  struct State;
   explicit OutputCapture(std::unique_ptr<State> s);
   std::unique_ptr<State> s_;
 };
