@@ -3,6 +3,7 @@
 #   run.sh find_package      BUILD SRC [FLAGS]  cmake --install, then find_package(crashkit)
 #   run.sh find_package_off  BUILD SRC [FLAGS]  the same with -DCRASHKIT_CRASH_POINTS=OFF
 #   run.sh fetchcontent      BUILD SRC [FLAGS]  FetchContent of this source tree
+#   run.sh fetchcontent_release BUILD SRC [FLAGS]  the same, the consumer built in Release
 #   run.sh pkgconfig         BUILD SRC [FLAGS]  cmake --install, then a plain Makefile
 # FLAGS (e.g. -fsanitize=address,undefined) must match the build's. With CRASHKIT_PREFIX set
 # (an already installed tree, e.g. unpacked .debs), the installing modes use it instead.
@@ -35,9 +36,13 @@ case "$mode" in
       exit 1
     fi
     ;;
-  fetchcontent)
+  fetchcontent|fetchcontent_release)
+    # Release: crashkit compiled at -O3 by the consumer's build, without the presets'
+    # CRASHKIT_WERROR, as a project that vendors it builds it.
+    type=; [[ $mode == fetchcontent_release ]] && type=Release
     cmake -S "$cons/fetchcontent" -B "$tmp/b" -DFETCHCONTENT_SOURCE_DIR_CRASHKIT="$src" \
-      -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+      -DCMAKE_BUILD_TYPE="$type" -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+      >/dev/null
     cmake --build "$tmp/b" --target consumer -j2 >/dev/null
     exe="$tmp/b/consumer"
     ;;
