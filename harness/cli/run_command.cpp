@@ -152,6 +152,7 @@ int execute_discover(const RunOptions& o) {
   if (!d) return fail(d.error());
   // On stderr: stdout may be JSON.
   if (d->kept) fmt::print(stderr, "crashkit: run dir kept: {}\n", d->run_dir.string());
+  for (const auto& n : d->notes) fmt::print(stderr, "crashkit: note: {}\n", n);
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> rows;
   for (const auto& [name, n] : d->run) rows[name].first = n;
   for (const auto& [name, n] : d->recovery) rows[name].second = n;

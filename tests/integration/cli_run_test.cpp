@@ -143,6 +143,24 @@ TEST(CliRun, RunDirParentsItCreatedGoWithIt) {
   fs::remove_all(base);
 }
 
+// The daemon's output that a full disk kept off its artifact is said in the result, one line
+// naming the file and the errno. The artifact is a link to /dev/full (every write: ENOSPC).
+TEST(CliRun, DaemonOutputLostToAFullDiskIsNoted) {
+  namespace fs = std::filesystem;
+  const fs::path base = fs::temp_directory_path() / ("ck-full-" + std::to_string(getpid()));
+  const fs::path artifact = base / "artifacts/target.0.0.stdout";
+  fs::create_directories(artifact.parent_path());
+  fs::create_symlink("/dev/full", artifact);
+  auto r = run({"--run-dir", base.string()},
+               {"/bin/sh", "-c", "echo started; exec " + kFixture + " --mode ready"});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  auto note = r.output.find("note: captured output lost: " + artifact.string());
+  ASSERT_NE(note, std::string::npos) << r.output;
+  auto line = r.output.substr(note, r.output.find('\n', note) - note);
+  EXPECT_NE(line.find("No space left on device (ENOSPC)"), std::string::npos) << line;
+  fs::remove_all(base);
+}
+
 TEST(CliRun, FailingWorkloadBeforeAnyFaultIsAHarnessError) {
   auto r = run({"--workload", "exit 9"}, {kFixture, "--mode", "ready"});
   EXPECT_EQ(r.code(), 3) << r.output;

@@ -10,6 +10,7 @@
 #include "cell_run.hpp"
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/harness/compiled_points.hpp"
+#include "crashkit/harness/output_capture.hpp"
 
 namespace crashkit {
 
@@ -282,6 +283,9 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
                                                             : cell->run_signal_fault();
   const RunDir& dir = cell->run_dir();
+  // Its daemons and commands have all finished: output a full disk kept out of its artifacts
+  // is said here, never lost silently.
+  for (const auto& loss : take_capture_losses(dir.root)) r.notes.push_back(loss.describe());
   r.kept = spec.keep || needs_attention(r.outcome) || !dir.created_by_us;
   dir.remove_unless_kept(r.kept);
   return r;
@@ -296,12 +300,16 @@ Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
   // failure says where it is, as a failing cell does.
   const bool kept = spec.keep || !d || !dir.created_by_us;
   dir.remove_unless_kept(kept);
+  std::vector<std::string> notes;
+  for (const auto& loss : take_capture_losses(dir.root)) notes.push_back(loss.describe());
   if (!d) {
     Error e = d.error();
     e.message += fmt::format("; run dir kept: {}", dir.root.string());
+    for (const auto& n : notes) e.message += "; " + n;
     return e;
   }
   d->kept = kept;
+  d->notes = std::move(notes);
   return d;
 }
 

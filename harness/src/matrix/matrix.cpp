@@ -253,6 +253,7 @@ Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o)
   MatrixPlan plan;
   plan.seed = o.seed;
   plan.uncovered = uncovered_points(*coverage);
+  plan.notes = coverage->counts.notes;
   CellLister lister(spec, *coverage, o.seed);
   for (const auto& f : spec.faults)
     if (auto s = lister.add_fault(f); !s) return s.error();

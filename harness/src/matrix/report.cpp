@@ -45,6 +45,11 @@ std::string matrix_summary(const std::vector<MatrixResult>& results, const Matri
     if (r.result.kept) out += fmt::format("    artifacts: {}\n", r.result.run_dir.string());
   }
   bool noted = false;
+  for (const auto& n : plan.notes) {
+    if (!noted) out += "notes:\n";
+    noted = true;
+    out += fmt::format("  discovery: {}\n", n);
+  }
   for (const auto& r : results) {
     for (const auto& n : r.result.notes) {
       if (!noted) out += "notes:\n";

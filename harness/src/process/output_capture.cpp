@@ -7,9 +7,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@ struct OutputCapture::State {
   std::string path;  // created on the first byte when file_fd is -1 (FileCreation)
   bool create_failed = false;
   bool write_failed = false;
+  CaptureLoss loss;  // loss.error != 0: something was not kept (recorded by finish())
   std::size_t limit = 0;
   std::size_t written = 0;
   std::size_t dropped = 0;
@@ -37,28 +40,49 @@ struct OutputCapture::State {
     if (tail.size() > kTail) tail.erase(0, tail.size() - kTail);
   }
 
-  // A line in the tail (which reports quote) when the artifact itself cannot hold it.
-  void note(const char* what) {
+  // A line in the tail (which reports quote) when the artifact itself cannot hold it, and the
+  // first failure kept for the report.
+  void note(const char* what, const char* step) {
+    const int e = errno;
     std::string line = fmt::format("\n[crashkit: {} {}: {}; only this tail is kept]\n", what, path,
-                                   std::strerror(errno));
+                                   std::strerror(e));
     keep_tail(line.data(), line.size());
+    if (loss.error == 0) {
+      loss.step = step;
+      loss.error = e;
+    }
+  }
+
+  // Writes all of it (a short write is retried); false on an error, errno set.
+  bool write_all(const char* data, std::size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(file_fd, data, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      written += static_cast<std::size_t>(w);
+      loss.lost_bytes -= static_cast<std::size_t>(w);
+      data += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return true;
   }
 
   void consume(const char* data, std::size_t n) {
     if (file_fd < 0 && !create_failed) {
       file_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       create_failed = file_fd < 0;
-      if (create_failed) note("cannot create");
+      if (create_failed) note("cannot create", "creating");
     }
     keep_tail(data, n);
-    std::size_t room = written < limit ? limit - written : 0;
+    std::size_t room = written + loss.lost_bytes < limit ? limit - written - loss.lost_bytes : 0;
     std::size_t to_file = std::min(room, n);
+    // Counted as lost until written: after a failure nothing more is tried, so the file is a
+    // clean prefix of the output. A full or failing disk must not stop us draining the pipe
+    // (the child would block).
+    loss.lost_bytes += to_file;
     if (to_file > 0 && file_fd >= 0 && !write_failed) {
-      // A full or failing disk must not stop us draining the pipe (the child would block).
-      ssize_t w = ::write(file_fd, data, to_file);
-      if (w > 0) written += static_cast<std::size_t>(w);
-      write_failed = w < 0;
-      if (write_failed) note("writing");
+      write_failed = !write_all(data, to_file);
+      if (write_failed) note("writing", "writing");
     }
     dropped += n - to_file;
   }
@@ -78,15 +102,52 @@ struct OutputCapture::State {
   }
 
   void close_file() {
-    if (dropped > 0 && file_fd >= 0) {
+    if (dropped > 0 && file_fd >= 0 && !write_failed) {
       std::string line = fmt::format("\n[crashkit: {} further bytes dropped]\n", dropped);
-      if (::write(file_fd, line.data(), line.size()) < 0) {
-      }
+      if (::write(file_fd, line.data(), line.size()) < 0) note("writing", "writing");
     }
-    if (file_fd >= 0) ::close(file_fd);
+    // close() reports what a file system defers (NFS, quota): the file may not hold it all.
+    if (file_fd >= 0 && ::close(file_fd) != 0 && errno != EINTR) note("closing", "closing");
     file_fd = -1;
   }
 };
+
+namespace {
+
+// The losses recorded by finished captures, until a cell takes them. Never destroyed: a capture
+// may finish while static destructors run.
+struct LossRecord {
+  std::mutex mu;
+  std::vector<CaptureLoss> losses;
+};
+LossRecord& loss_record() {
+  static auto* record = new LossRecord();
+  return *record;
+}
+
+bool is_under(const std::filesystem::path& file, const std::filesystem::path& dir) {
+  return std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end();
+}
+
+}  // namespace
+
+std::string CaptureLoss::describe() const {
+  const char* name = strerrorname_np(error);
+  std::string out = fmt::format("captured output lost: {}: {} failed: {} ({})", file.string(), step,
+                                std::strerror(error), name != nullptr ? name : "?");
+  if (lost_bytes > 0) out += fmt::format("; {} byte(s) not in the file", lost_bytes);
+  return out;
+}
+
+std::vector<CaptureLoss> take_capture_losses(const std::filesystem::path& dir) {
+  auto& r = loss_record();
+  std::lock_guard lock(r.mu);
+  std::vector<CaptureLoss> taken;
+  auto mine = [&](const CaptureLoss& l) { return is_under(l.file, dir); };
+  std::copy_if(r.losses.begin(), r.losses.end(), std::back_inserter(taken), mine);
+  r.losses.erase(std::remove_if(r.losses.begin(), r.losses.end(), mine), r.losses.end());
+  return taken;
+}
 
 namespace {
 
@@ -238,6 +299,12 @@ std::string OutputCapture::finish() {
     close(s_->read_fd);
     s_->read_fd = -1;
     s_->close_file();
+    if (s_->loss.error != 0) {
+      s_->loss.file = s_->path;
+      auto& r = loss_record();
+      std::lock_guard lock(r.mu);
+      r.losses.push_back(s_->loss);
+    }
   }
   return tail();
 }

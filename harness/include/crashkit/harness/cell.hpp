@@ -114,6 +114,7 @@ struct Discovery {
   CrossingCounts recovery;
   std::filesystem::path run_dir;
   bool kept = false;  // run_dir was kept (--keep, or not ours); a failed discovery keeps it too
+  std::vector<std::string> notes;  // as CellResult::notes (e.g. captured output lost)
 };
 Result<Discovery> discover(const CellSpec& spec, const CellLog& log = {});
 

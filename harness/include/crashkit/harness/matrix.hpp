@@ -55,6 +55,7 @@ struct MatrixPlan {
   std::vector<std::string> uncovered;  // compiled or named points the workload never crossed
   std::uint64_t seed = 0;
   std::size_t total_before_shard = 0;
+  std::vector<std::string> notes;  // of the discovery run (e.g. captured output lost)
 };
 
 struct ExpandOptions {

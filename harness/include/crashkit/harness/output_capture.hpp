@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "crashkit/harness/result.hpp"
 
@@ -49,6 +50,23 @@ class OutputCapture {
   explicit OutputCapture(std::unique_ptr<State> s);
   std::unique_ptr<State> s_;
 };
+
+// A capture whose file could not take what it was to keep (a full disk, an I/O error): from the
+// first failure on, the output is only in the tail in memory.
+struct CaptureLoss {
+  std::filesystem::path file;
+  const char* step = "writing";  // what failed: "creating", "writing" or "closing"
+  int error = 0;                 // its errno
+  std::size_t lost_bytes = 0;    // output that is not in the file because of it
+  // "captured output lost: FILE: writing failed: No space left on device (ENOSPC); 12 byte(s)
+  // not in the file"
+  std::string describe() const;
+};
+
+// Every capture that loses output records it here when it finishes: its owners (Daemon,
+// ShellProcess) do not pass it on, and a loss must never be silent. Removes and returns the
+// losses of files under `dir`, oldest first (a cell takes those of its run dir).
+std::vector<CaptureLoss> take_capture_losses(const std::filesystem::path& dir);
 
 // The last non-empty line of `text`, shortened to `max` characters, for one-line reports.
 std::string last_line(const std::string& text, std::size_t max = 200);
