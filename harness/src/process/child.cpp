@@ -1,30 +1,21 @@
 // Spawning and reaping of Child processes.
 //
-// Why the vfork launcher: a forked copy of a large, multi-threaded harness pays for copying
-// page tables; vfork shares the address space until exec and was measurably cheaper per
-// cycle (bench/spawn_cycle). The price is that everything between vfork and exec runs in
-// the parent's memory, so that path must be async-signal-safe and must not allocate.
+// Why vfork: a forked copy of a large, multi-threaded harness pays for copying page tables;
+// vfork shares the address space until exec and was measurably cheaper per cycle
+// (bench/spawn_cycle). The price is that everything between vfork and exec runs in the
+// parent's memory, so that path (exec_child) must be async-signal-safe and must not allocate:
+// it reports {stage, errno} through the shared frame and _exits; every fd the harness opens is
+// O_CLOEXEC and close_range() drops the rest.
 //
-// Which parts are Boost's and which are ours (Boost 1.81 Process v2):
-// - Boost does the vfork, the fork notification of the io_context and the process handle.
-// - The child side is ours, done in one `on_exec_setup` hook that also calls execve, because
-//   Boost 1.81's own child path (a) calls ::exit, not _exit, on exec failure, which runs the
-//   parent's atexit handlers in shared memory, (b) never finds an `on_exec_error` hook (its
-//   decltype probes 5 arguments and calls with 4), and (c) builds its fd white-list with an
-//   off-by-one that can leave fds open. Our hook reports {stage, errno} through the shared
-//   frame and _exits; every fd the harness opens is O_CLOEXEC and close_range() drops the rest.
-// - Each spawn uses a fresh io_context: Asio's notify_fork(fork_child) recreates its epoll
-//   reactor, which in a vfork child would overwrite the parent's reactor. A context that has
-//   never done I/O has no reactor to recreate.
+// Why ::vfork() and not Boost.Process v2's vfork launcher (1.81), which the first version used:
+// the child side was already all ours (Boost's own child path calls ::exit, not _exit, on exec
+// failure, never finds an `on_exec_error` hook, and builds its fd white-list with an
+// off-by-one), and the launcher's io_context added an eventfd, an epoll instance, a timerfd and a
+// second pidfd to every spawn: thirteen system calls per cycle of `crashkit run --cycles`, for
+// nothing we used (bench/run_cycles).
 #include "crashkit/harness/child.hpp"
 
 #include <fcntl.h>
-// clang-format off
-#include <boost/optional.hpp>  // Boost 1.81 Process v2 needs these two before v2.hpp
-#include <boost/type_traits.hpp>
-#include <boost/process/v2.hpp>
-#include <boost/process/v2/posix/vfork_launcher.hpp>
-// clang-format on
 #include <fmt/format.h>
 #include <grp.h>
 #include <linux/audit.h>
@@ -49,8 +40,6 @@
 
 namespace crashkit {
 namespace {
-
-namespace bp = boost::process::v2;
 
 #if defined(__x86_64__)
 constexpr std::uint32_t kAuditArch = AUDIT_ARCH_X86_64;
@@ -136,14 +125,6 @@ struct ChildPlan {
   fail_child(p, Child::Stage::exec);
 }
 
-struct ExecInChild {
-  ChildPlan* plan;
-  template <typename Launcher>
-  bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*&) {
-    exec_child(*plan);
-  }
-};
-
 std::string_view stage_name(Child::Stage s) {
   switch (s) {
     case Child::Stage::none:
@@ -170,19 +151,11 @@ std::string_view stage_name(Child::Stage s) {
   return "start";
 }
 
-class NullFd {  // /dev/null opened once per spawn only when a stdio slot is unset
- public:
-  int get() {
-    if (fd_ < 0) fd_ = open("/dev/null", O_RDWR | O_CLOEXEC);
-    return fd_;
-  }
-  ~NullFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-
- private:
-  int fd_ = -1;
-};
+// /dev/null for unset stdio slots: opened once per process (O_CLOEXEC), never closed.
+int dev_null() {
+  static const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  return fd;
+}
 
 // A null-terminated array of pointers into `words`, which must outlive it.
 std::vector<char*> c_array(const std::vector<std::string>& words) {
@@ -193,22 +166,18 @@ std::vector<char*> c_array(const std::vector<std::string>& words) {
   return out;
 }
 
-// vfork and run ExecInChild. Every signal is blocked so no handler of ours runs in the vfork
-// child; the child resets dispositions and the mask before exec. Returns the pid (or <= 0).
-pid_t vfork_exec(ChildPlan& plan, bp::error_code& ec) {
+// vfork and run exec_child. Every signal is blocked so no handler of ours runs in the vfork
+// child; the child resets dispositions and the mask before exec. Returns the pid, or -1 with
+// errno set.
+pid_t vfork_exec(ChildPlan& plan) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  boost::asio::io_context ctx;  // fresh per spawn: no reactor for notify_fork to recreate
-  pid_t pid = -1;
-  {
-    bp::posix::vfork_launcher launcher;
-    auto proc = launcher(ctx.get_executor(), ec, bp::filesystem::path(plan.path),
-                         std::vector<std::string>{}, ExecInChild{&plan});
-    pid = launcher.pid;
-    if (!ec) proc.detach();
-  }
+  pid_t pid = ::vfork();
+  if (pid == 0) exec_child(plan);  // never returns: execve or _exit
+  const int e = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = e;
   return pid;
 }
 
@@ -284,7 +253,6 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   }
   std::vector<char*> envp = c_array(options.containment != nullptr ? marked : options.env);
 
-  NullFd null_fd;
   ChildPlan plan;
   plan.path = path->c_str();
   plan.argv = argv.data();
@@ -292,7 +260,7 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   std::string cwd = options.cwd.string();
   plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
   const int given[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
-  for (int i = 0; i < 3; ++i) plan.stdio[i] = given[i] >= 0 ? given[i] : null_fd.get();
+  for (int i = 0; i < 3; ++i) plan.stdio[i] = given[i] >= 0 ? given[i] : dev_null();
   if (plan.stdio[0] < 0 || plan.stdio[1] < 0 || plan.stdio[2] < 0)
     return harness_error(fmt::format("spawn: cannot open /dev/null: {}", std::strerror(errno)));
   plan.user = options.user ? &*options.user : nullptr;
@@ -300,10 +268,12 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   plan.parent = getpid();
   if (options.containment != nullptr) plan.cgroup_procs = options.containment->procs_fd();
 
-  bp::error_code ec;
-  pid_t pid = vfork_exec(plan, ec);
-  if (ec && pid <= 0)
-    return harness_error(fmt::format("spawn {}: vfork failed: {}", options.argv[0], ec.message()));
+  pid_t pid = vfork_exec(plan);
+  if (pid < 0)
+    return harness_error(
+        fmt::format("spawn {}: vfork failed: {}; check the process limit "
+                    "(ulimit -u) and memory",
+                    options.argv[0], std::strerror(errno)));
   if (plan.failed_stage != 0) return start_failure(pid, plan, options.argv[0]);
   int pidfd = open_pidfd(pid);
   if (pidfd < 0) {
@@ -314,15 +284,21 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
     return harness_error(
         fmt::format("spawn: pidfd_open failed: {} (needs Linux >= 5.3)", std::strerror(e)));
   }
-  sentinel_watch(pid);
-  return Child(pid, pidfd);
+  // A process in a cgroup dies with the harness's cgroup subtree (the sentinel writes
+  // cgroup.kill): telling the sentinel about its group too would only wake it twice per spawn.
+  const bool in_cgroup = plan.cgroup_procs >= 0;
+  if (!in_cgroup) sentinel_watch(pid);
+  Child c(pid, pidfd);
+  c.sentinel_watched_ = !in_cgroup;
+  return c;
 }
 
 Child::Child(Child&& other) noexcept
     : pid_(other.pid_),
       pidfd_(other.pidfd_),
       status_(other.status_),
-      group_cleared_(other.group_cleared_) {
+      group_cleared_(other.group_cleared_),
+      sentinel_watched_(other.sentinel_watched_) {
   other.pid_ = -1;
   other.pidfd_ = -1;
 }
@@ -334,6 +310,7 @@ Child& Child::operator=(Child&& other) noexcept {
     pidfd_ = other.pidfd_;
     status_ = other.status_;
     group_cleared_ = other.group_cleared_;
+    sentinel_watched_ = other.sentinel_watched_;
     other.pid_ = -1;
     other.pidfd_ = -1;
   }
@@ -429,7 +406,7 @@ ExitStatus Child::kill_and_reap() {
 
 void Child::clear_group() {
   if (group_cleared_ || pid_ <= 0) return;
-  clear_process_group(pid_);
+  clear_process_group(pid_, sentinel_watched_);
   group_cleared_ = true;
 }
 

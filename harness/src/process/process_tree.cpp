@@ -95,7 +95,7 @@ int kill_process_tree(pid_t root) {
   return static_cast<int>(frozen.size());
 }
 
-void clear_process_group(pid_t pgid) {
+void clear_process_group(pid_t pgid, bool forget_in_sentinel) {
   if (pgid <= 1 || pgid == getpgrp()) return;
   // Members may outlive the leader (a daemon's helpers). As a subreaper we inherit them once
   // their parent dies. The kernel reparents asynchronously and offers no event for "group
@@ -112,7 +112,7 @@ void clear_process_group(pid_t pgid) {
       nanosleep(&ts, nullptr);
     }
   }
-  sentinel_forget(pgid);
+  if (forget_in_sentinel) sentinel_forget(pgid);
 }
 
 }  // namespace crashkit

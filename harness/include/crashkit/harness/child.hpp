@@ -103,6 +103,7 @@ class Child {
   int pidfd_ = -1;
   std::optional<ExitStatus> status_;
   bool group_cleared_ = false;
+  bool sentinel_watched_ = true;  // false for a process in a cgroup (see Child::spawn)
 };
 
 // Makes this process a child subreaper (idempotent), so descendants of a daemon that
@@ -110,8 +111,9 @@ class Child {
 void become_subreaper();
 
 // SIGKILLs process group `pgid` and reaps the members we own (as a subreaper, orphaned members
-// become ours), until the group is empty or ~1 s passed. Forgets it in the sentinel.
-void clear_process_group(pid_t pgid);
+// become ours), until the group is empty or ~1 s passed. Forgets it in the sentinel unless told
+// it was never registered there.
+void clear_process_group(pid_t pgid, bool forget_in_sentinel = true);
 
 // SIGKILLs `root` and every descendant, even those that left its process group or session
 // (PostgreSQL backends call setsid()). The tree is frozen first (SIGSTOP, walking
