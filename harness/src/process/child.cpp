@@ -358,15 +358,14 @@ std::optional<ExitStatus> Child::try_wait() {
 
 std::optional<ExitStatus> Child::wait_for(Duration timeout) {
   if (status_ || pid_ <= 0) return status_;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = Clock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    // poll_timeout_ms clamps at INT_MAX ms: a longer wait polls again until its deadline.
     pollfd pfd{pidfd_, POLLIN, 0};
-    int n = poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    int n = poll(&pfd, 1, poll_timeout_ms(deadline - Clock::now()));
     if (n > 0) return reap_blocking();
-    if (n < 0 && errno == EINTR) continue;
-    if (left.count() <= 0 || n == 0) return try_wait();
+    if (n < 0 && errno != EINTR) return try_wait();
+    if (Clock::now() >= deadline) return try_wait();
   }
 }
 

@@ -154,8 +154,12 @@ std::optional<ExitStatus> Daemon::wait_exit(Duration timeout) {
   follow_main_pid();
   if (main_pid_ <= 0) return child_.wait_for(timeout);
   if (main_pidfd_ >= 0) {
-    pollfd p{main_pidfd_, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
+    const auto deadline = Clock::now() + timeout;
+    while (true) {  // poll_timeout_ms clamps at INT_MAX ms: a longer wait polls again
+      pollfd p{main_pidfd_, POLLIN, 0};
+      int n = poll(&p, 1, poll_timeout_ms(deadline - Clock::now()));
+      if (n > 0 || (n < 0 && errno != EINTR) || Clock::now() >= deadline) break;
+    }
   }
   return reap_main();
 }

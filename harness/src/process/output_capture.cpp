@@ -31,7 +31,8 @@ struct OutputCapture::State {
   std::size_t dropped = 0;
   mutable std::mutex mu;
   std::string tail;
-  bool done = false;  // the pump let go of it (guarded by mu)
+  bool done = false;    // the pump let go of it after a finish() request (guarded by mu)
+  bool at_eof = false;  // the pump saw EOF and will not touch it again (guarded by mu)
   std::condition_variable finished;
 
   void keep_tail(const char* data, std::size_t n) {
@@ -73,7 +74,6 @@ struct OutputCapture::State {
       create_failed = file_fd < 0;
       if (create_failed) note("cannot create", "creating");
     }
-    keep_tail(data, n);
     std::size_t room = written + loss.lost_bytes < limit ? limit - written - loss.lost_bytes : 0;
     std::size_t to_file = std::min(room, n);
     // Counted as lost until written: after a failure nothing more is tried, so the file is a
@@ -85,6 +85,8 @@ struct OutputCapture::State {
       if (write_failed) note("writing", "writing");
     }
     dropped += n - to_file;
+    // After any note: the tail's last line stays the process's own (reports quote it).
+    keep_tail(data, n);
   }
 
   // Reads what the pipe holds now. False at EOF (every writer closed) or on an error.
@@ -172,6 +174,12 @@ class CapturePump {
   // Drains what is buffered (even if a grandchild still holds the pipe open), then lets go.
   void finish(OutputCapture::State* s) {
     {
+      // Usually the case once the process has exited and been reaped: every byte is in, and
+      // no round trip to the pump thread is needed.
+      std::lock_guard lock(s->mu);
+      if (s->at_eof) return;
+    }
+    {
       std::lock_guard lock(mu_);
       finishing_.push_back(s);
     }
@@ -207,9 +215,12 @@ class CapturePump {
       for (int i = 0; i < n; ++i) {
         auto* s = static_cast<OutputCapture::State*>(events[i].data.ptr);
         if (s == nullptr) continue;  // the wake-up: handled below
-        // At EOF the fd stays registered but is removed from the interest list, so a
-        // finished-at-EOF capture does not spin; finish() then lets it go.
-        if (!s->drain()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s->read_fd, nullptr);
+        // At EOF (every writer closed) it leaves the interest list, so it cannot spin, and is
+        // marked so that finish() needs no round trip.
+        if (s->drain()) continue;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s->read_fd, nullptr);
+        std::lock_guard lock(s->mu);  // after this, s is the finisher's alone (unless queued)
+        s->at_eof = true;
       }
       std::uint64_t count = 0;
       if (::read(wake_fd_, &count, sizeof count) < 0) {
