@@ -49,7 +49,10 @@ INSTANTIATE_TEST_SUITE_P(
                  "--stop-timeout 4294968s: a timeout must be longer than 0 and at most 576h"},
         BadInput{{"run", "--command-timeout", "577h", "--", "TARGET"}, "at most 576h"},
         BadInput{{"run", "--ready-timeout", "35000m", "--", "TARGET"}, "at most 576h"},
-        BadInput{{"run", "--plan", "p@1=delay(18446744074s)", "--", "TARGET"}, "bad delay"}),
+        BadInput{{"run", "--plan", "p@1=delay(18446744074s)", "--", "TARGET"}, "bad delay"},
+        // Quoted text stays on its line: a line break in a value is shown as \x0a.
+        BadInput{{"run", "--ready-timeout", "5\ns", "--", "TARGET"}, "bad duration '5\\x0as'"},
+        BadInput{{"run", "--fault", "sig\nkill", "--", "TARGET"}, "--fault 'sig\\x0akill'"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
 
 // A matrix spec that is wrong in content, not in syntax: still FILE:LINE, one line, exit 2.
@@ -94,7 +97,9 @@ INSTANTIATE_TEST_SUITE_P(
                 ".yaml:4: nested deeper than 32 levels"},
         // Block nesting is bounded by yaml-cpp itself; its error says so, with the line.
         BadSpec{"target: [x]\nfaults:\n" + repeated("- ", 1000) + "x\n",
-                ".yaml:3: nested deeper than the YAML parser allows"}),
+                ".yaml:3: nested deeper than the YAML parser allows"},
+        // A key with a line break in it is quoted escaped, on one line.
+        BadSpec{"target: [x]\n\"a\\nb\": 1\n", "unknown key 'a\\x0ab'"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
 
 }  // namespace

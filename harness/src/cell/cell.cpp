@@ -37,7 +37,7 @@ Result<Fault> Fault::parse(std::string_view text) {
   return usage_error(fmt::format(
       "--fault '{}': unknown fault; use sigterm, sigkill, sigkill-after=DURATION, powerloss, "
       "powerloss(subset), powerloss(torn) or powerloss-after=DURATION",
-      text));
+      printable_text(text, 60)));
 }
 
 bool Fault::loses_power() const {

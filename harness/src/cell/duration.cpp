@@ -6,12 +6,14 @@
 #include <cmath>
 #include <limits>
 
+#include "crashkit/crash_protocol.hpp"
+
 namespace crashkit {
 
 Result<Duration> parse_duration(std::string_view what, std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return usage_error(
-        fmt::format("{}: bad duration '{}' ({}); write e.g. 200ms, 5s, 1.5s, 2m", what, text, why));
+    return usage_error(fmt::format("{}: bad duration '{}' ({}); write e.g. 200ms, 5s, 1.5s, 2m",
+                                   what, printable_text(text, 60), why));
   };
   std::size_t i = 0;
   while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;

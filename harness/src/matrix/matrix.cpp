@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/compiled_points.hpp"
 
@@ -200,7 +201,7 @@ class CellLister {
       if (!known)
         return usage_error(fmt::format(
             "{}: crash_points names unknown point '{}'; `crashkit points {}` lists them",
-            spec_.file.string(), p, spec_.base.target[0]));
+            spec_.file.string(), printable_text(p, 60), spec_.base.target[0]));
     }
     return ok();
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "crashkit/crash_plan.hpp"
+#include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/matrix.hpp"
 #include "matrix/flow_nesting.hpp"
 
@@ -41,7 +42,7 @@ class SpecReader {
       if (!ok) {
         std::string list;
         for (const char* key : keys) list += (list.empty() ? "" : ", ") + std::string(key);
-        fail(kv.first, fmt::format("unknown key '{}' (known: {})", k, list));
+        fail(kv.first, fmt::format("unknown key '{}' (known: {})", printable_text(k, 60), list));
       }
     }
   }
@@ -109,7 +110,7 @@ class SpecReader {
         fail(n, fmt::format("unknown fault '{}' (sigterm, sigkill, sigkill: {{after: [...]}}, "
                             "powerloss, \"powerloss(subset)\", \"powerloss(torn)\", "
                             "powerloss-after=DURATION, crash_points: {{...}})",
-                            s));
+                            printable_text(s, 60)));
       }
       return f;
     }
@@ -118,7 +119,8 @@ class SpecReader {
     auto key = n.begin()->first.as<std::string>();
     const YAML::Node body = n.begin()->second;
     if (key == "sigkill") return sigkill_fault(body);
-    if (key != "crash_points") fail(n.begin()->first, fmt::format("unknown fault '{}'", key));
+    if (key != "crash_points")
+      fail(n.begin()->first, fmt::format("unknown fault '{}'", printable_text(key, 60)));
     return crash_points_fault(body);
   }
 
@@ -154,9 +156,11 @@ class SpecReader {
     if (const YAML::Node a = body["action"]; a) f.action = scalar(a, "action");
     auto probe = parse_crash_plan("x@1=" + f.action);
     if (auto* e = std::get_if<CrashPlanError>(&probe))
-      fail(body["action"] ? body["action"] : body, "bad action '" + f.action + "': " + e->message);
+      fail(body["action"] ? body["action"] : body,
+           "bad action '" + printable_text(f.action, 60) + "': " + e->message);
     if (std::get<std::vector<CrashRule>>(probe).size() != 1)  // "kill;other@1=kill" smuggles a rule
-      fail(body["action"], "bad action '" + f.action + "': one action, without ';'");
+      fail(body["action"],
+           "bad action '" + printable_text(f.action, 60) + "': one action, without ';'");
     if (const YAML::Node ph = body["phase"]; ph) {
       auto v = scalar(ph, "phase");
       if (v == "run")
@@ -277,14 +281,14 @@ Result<MatrixSpec> parse_matrix_spec(std::string_view yaml, const std::filesyste
                        "nested deeper than the YAML parser allows; a matrix spec needs a few "
                        "levels, check the indentation and '- ' markers");
   } catch (const YAML::ParserException& e) {
-    return usage_error(where(file, e.mark) + "YAML syntax error: " + e.msg);
+    return usage_error(where(file, e.mark) + "YAML syntax error: " + printable_text(e.msg));
   }
   try {
     return SpecReader(std::filesystem::absolute(file)).read(root);
   } catch (const Bad& b) {
     return b.error;
   } catch (const YAML::Exception& e) {
-    return usage_error(where(file, e.mark) + e.msg);
+    return usage_error(where(file, e.mark) + printable_text(e.msg));
   }
 }
 
