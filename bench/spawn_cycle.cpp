@@ -35,7 +35,7 @@ std::int64_t monotonic_ns() {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-// crashkit's path: Daemon (Child via vfork launcher, pidfd) + NotifyReceiver.
+// crashkit's path: Daemon (Child via vfork, pidfd) + NotifyReceiver.
 double crashkit_round(int n, const std::vector<std::string>& argv, crashkit::NotifyReceiver& rx,
                       std::vector<double>& latency_us) {
   crashkit::Daemon::Options o;

@@ -53,9 +53,9 @@ class Child {
     exec
   };
 
-  // Spawns with Boost.Process v2's vfork launcher (see child.cpp for why vfork and which
-  // parts of the child path are ours). Errors: usage (target missing / not executable /
-  // exec failed) or harness (fork or pidfd failure), each one line.
+  // Spawns with vfork; between vfork and exec only system calls run (child.cpp says why and
+  // which). Errors: usage (target missing / not executable / exec failed) or harness (fork,
+  // cgroup or pidfd failure), each one line.
   static Result<Child> spawn(const SpawnOptions& options);
 
   Child(Child&& other) noexcept;
