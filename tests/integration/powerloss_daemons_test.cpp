@@ -65,7 +65,10 @@ struct Cell {
   bool found(const std::string& outcome) const {
     return run.code() == 1 && run.output.find(outcome + ": ") != std::string::npos;
   }
-  std::string why() const { return run.output + "\n--- rollback reports ---\n" + reports; }
+  // The reports first: a CI log is read from its end, where crashkit's own verdict should be.
+  std::string why() const {
+    return "--- rollback reports ---\n" + reports + "\n--- crashkit run ---\n" + run.output;
+  }
 };
 
 Cell run_cell(const fs::path& run_dir, const std::string& fault, std::vector<std::string> args,
