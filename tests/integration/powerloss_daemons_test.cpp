@@ -336,8 +336,8 @@ std::vector<std::string> mariadb_args(const std::string& flush_at_commit, const 
           " --no-defaults --datadir={data_dir} --user=root "
           "--auth-root-authentication-method=socket --skip-test-db "
           // The bootstrap server without native AIO (io_uring) too, like every other mariadbd
-          // here: it was the only one with it, and the one CI saw abort ("[ERROR] Aborting",
-          // twice, under load; the cause was not in the log then, it is printed now).
+          // here: it was the only one with it, and it aborted once in a clean-clone ASan run
+          // ("[ERROR] Aborting"; the cause was not in the log then, it is printed now).
           "--innodb-use-native-aio=0 >/dev/null || exit 1; " +
           prepare_server + "2>{run_dir}/prepare-mariadbd.log & pid=$!; until " + client +
           "p.sock -e 'create database w; create table w.t (i int primary key) engine=innodb' "
