@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "../support/process_checks.hpp"
+#include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/output_capture.hpp"
 #include "crashkit/harness/placeholders.hpp"
 
@@ -189,6 +190,95 @@ TEST(Child, ThousandSpawnKillCyclesLeakNothing) {
     auto c = Child::spawn(sh("exec sleep 30"));
     ASSERT_TRUE(c) << c.error().message;
     c->kill_and_reap();
+  }
+  EXPECT_EQ(test::open_fd_count(), before);
+  EXPECT_TRUE(test::no_children_left());
+}
+
+// --- Children started in a containment's cgroup (skipped where crashkit may not create one) ---
+
+bool cgroup_mode() {
+  return Containment::process_mode() == Containment::Mode::cgroup;
+}
+
+// The cgroup v2 path (the "0::" line of /proc/PID/cgroup) of a process.
+std::string cgroup_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, last;
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) last = line.substr(3);
+  return last;
+}
+
+// Spawns `script` in `box` with its stdout on a pipe; returns the child and the read end.
+std::pair<Child, int> spawn_in(const Containment& box, const std::string& script) {
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  SpawnOptions o = sh(script);
+  o.containment = &box;
+  o.stdout_fd = p[1];
+  auto c = Child::spawn(o);
+  close(p[1]);
+  EXPECT_TRUE(c) << c.error().message;
+  return {std::move(*c), p[0]};
+}
+
+TEST(ChildInCgroup, StartsInsideTheContainmentsCgroup) {
+  if (!cgroup_mode()) GTEST_SKIP() << "no cgroup v2 directory crashkit may create here";
+  Containment box = Containment::create();
+  auto [child, out] = spawn_in(box, "echo started; exec sleep 30");
+  EXPECT_EQ(read_line(out), "started");
+  const std::string dir = box.describe().substr(std::string("cgroup ").size());
+  const std::string in = cgroup_of(child.pid());
+  ASSERT_FALSE(in.empty());
+  EXPECT_TRUE(dir.size() >= in.size() && dir.compare(dir.size() - in.size(), in.size(), in) == 0)
+      << "child's cgroup " << in << ", containment " << dir;
+  EXPECT_EQ(box.kill_all({child.pid()}), 0);
+  EXPECT_EQ(child.wait().describe(), "killed by SIGKILL");
+  close(out);
+}
+
+// Regression: with cgroup.kill, kernels with kill sequence numbers SIGKILL every child later
+// created in that cgroup by clone3(CLONE_INTO_CGROUP), so the second start of a daemon died at
+// birth. Each start must live, and each kill_all must end it and its helpers.
+TEST(ChildInCgroup, EveryStartAfterAKillLives) {
+  if (!cgroup_mode()) GTEST_SKIP() << "no cgroup v2 directory crashkit may create here";
+  Containment box = Containment::create();
+  for (int start = 0; start < 5; ++start) {
+    auto [child, out] = spawn_in(box, "sleep 30 & echo started; exec sleep 30");
+    ASSERT_EQ(read_line(out), "started") << "start " << start << " died before writing";
+    EXPECT_FALSE(child.try_wait()) << "start " << start << ": " << child.try_wait()->describe();
+    EXPECT_EQ(box.kill_all({child.pid()}), 1) << "start " << start << ": the helper";
+    EXPECT_EQ(child.wait().describe(), "killed by SIGKILL");
+    close(out);
+  }
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(ChildInCgroup, ExecFailureStillNamesTheStage) {
+  if (!cgroup_mode()) GTEST_SKIP() << "no cgroup v2 directory crashkit may create here";
+  Containment box = Containment::create();
+  SpawnOptions o = sh("exit 0");
+  o.containment = &box;
+  o.cwd = "/nonexistent-crashkit-dir";
+  auto c = Child::spawn(o);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("chdir failed"), std::string::npos) << c.error().message;
+  EXPECT_TRUE(test::no_children_left());
+}
+
+TEST(ChildInCgroup, ThousandStartsInOneCgroupLeakNothing) {
+  if (!cgroup_mode()) GTEST_SKIP() << "no cgroup v2 directory crashkit may create here";
+  Containment box = Containment::create();
+  Child::spawn(sh("exit 0"))->wait();
+  const int before = test::open_fd_count();
+  for (int i = 0; i < 1000; ++i) {
+    SpawnOptions o = sh("exec sleep 30");
+    o.containment = &box;
+    auto c = Child::spawn(o);
+    ASSERT_TRUE(c) << c.error().message;
+    c->kill_and_reap();
+    ASSERT_EQ(box.kill_all(), 0);
   }
   EXPECT_EQ(test::open_fd_count(), before);
   EXPECT_TRUE(test::no_children_left());

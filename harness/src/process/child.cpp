@@ -7,6 +7,10 @@
 // it reports {stage, errno} through the shared frame and _exits; every fd the harness opens is
 // O_CLOEXEC and close_range() drops the rest.
 //
+// In a cgroup containment the child is created inside the cgroup by clone3(CLONE_INTO_CGROUP)
+// with the same vfork semantics (process/clone_into_cgroup.hpp), which spares it a migration;
+// vfork plus a cgroup.procs write is the fallback where clone3 is refused.
+//
 // Why ::vfork() and not Boost.Process v2's vfork launcher (1.81), which the first version used:
 // the child side was already all ours (Boost's own child path calls ::exit, not _exit, on exec
 // failure, never finds an `on_exec_error` hook, and builds its fd white-list with an
@@ -29,13 +33,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <utility>
 
 #include "crashkit/harness/sentinel.hpp"
+#include "process/clone_into_cgroup.hpp"
 #include "process/pidfd.hpp"
 
 namespace crashkit {
@@ -71,20 +78,23 @@ struct ChildPlan {
   const Credentials* user = nullptr;
   const sock_fprog* seccomp = nullptr;  // installed last, just before execve
   int cgroup_procs = -1;                // the containment's cgroup.procs: joined first
+  int cgroup_dir = -1;  // the containment's directory: the child is created in it if it can be
   pid_t parent = 0;
   // Written by the child, read by the parent after vfork returns (shared memory).
   volatile int failed_stage = 0;
   volatile int failed_errno = 0;
 };
 
-// Async-signal-safe: only syscalls, no allocation, no locks. Runs in the vfork child.
-[[noreturn]] void fail_child(ChildPlan& p, Child::Stage stage) {
+// Async-signal-safe: only syscalls, no allocation, no locks. Runs in the vfork child, or in a
+// clone3 child on a stack AddressSanitizer does not know (hence uninstrumented).
+#define CRASHKIT_CHILD_SIDE __attribute__((no_sanitize_address))
+[[noreturn]] CRASHKIT_CHILD_SIDE void fail_child(ChildPlan& p, Child::Stage stage) {
   p.failed_errno = errno;
   p.failed_stage = static_cast<int>(stage);
   _exit(127);
 }
 
-[[noreturn]] void exec_child(ChildPlan& p) {
+[[noreturn]] CRASHKIT_CHILD_SIDE void exec_child(ChildPlan& p) {
   if (setpgid(0, 0) != 0) fail_child(p, Child::Stage::process_group);
   // Before anything else can fork: from here on every descendant is in the cell's cgroup.
   if (p.cgroup_procs >= 0 && write(p.cgroup_procs, "0", 1) != 1)
@@ -166,15 +176,37 @@ std::vector<char*> c_array(const std::vector<std::string>& words) {
   return out;
 }
 
-// vfork and run exec_child. Every signal is blocked so no handler of ours runs in the vfork
+CRASHKIT_CHILD_SIDE int exec_child_entry(void* plan) {
+  exec_child(*static_cast<ChildPlan*>(plan));
+}
+
+// Whether clone3(CLONE_INTO_CGROUP) failed once for a reason that will not change.
+std::atomic<bool> g_no_clone_into_cgroup{false};
+
+// Starts exec_child: created inside the cgroup by clone3 where it can be, else vfork (and the
+// child joins the cgroup itself). Every signal is blocked so no handler of ours runs in the
 // child; the child resets dispositions and the mask before exec. Returns the pid, or -1 with
-// errno set.
-pid_t vfork_exec(ChildPlan& plan) {
+// errno set; *pidfd is set when clone3 made one, else left at -1.
+pid_t vfork_exec(ChildPlan& plan, int* pidfd) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::vfork();
-  if (pid == 0) exec_child(plan);  // never returns: execve or _exit
+  pid_t pid = -1;
+  if (plan.cgroup_dir >= 0 && !g_no_clone_into_cgroup.load(std::memory_order_relaxed)) {
+    const int joins = std::exchange(plan.cgroup_procs, -1);
+    pid = clone_vfork_into_cgroup(plan.cgroup_dir, pidfd, exec_child_entry, &plan);
+    if (pid < 0) {
+      // Unsupported here: remember. Any other failure: the vfork path says it in its own terms.
+      if (clone_into_cgroup_unsupported(errno))
+        g_no_clone_into_cgroup.store(true, std::memory_order_relaxed);
+      plan.cgroup_procs = joins;
+      *pidfd = -1;
+    }
+  }
+  if (pid < 0) {
+    pid = ::vfork();
+    if (pid == 0) exec_child(plan);  // never returns: execve or _exit
+  }
   const int e = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = e;
@@ -266,16 +298,23 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   plan.user = options.user ? &*options.user : nullptr;
   plan.seccomp = options.deny_io_uring ? &kDenyIoUringProgram : nullptr;
   plan.parent = getpid();
-  if (options.containment != nullptr) plan.cgroup_procs = options.containment->procs_fd();
+  if (options.containment != nullptr) {
+    plan.cgroup_procs = options.containment->procs_fd();
+    plan.cgroup_dir = options.containment->dir_fd();
+  }
 
-  pid_t pid = vfork_exec(plan);
+  int pidfd = -1;
+  pid_t pid = vfork_exec(plan, &pidfd);
   if (pid < 0)
     return harness_error(
         fmt::format("spawn {}: vfork failed: {}; check the process limit "
                     "(ulimit -u) and memory",
                     options.argv[0], std::strerror(errno)));
-  if (plan.failed_stage != 0) return start_failure(pid, plan, options.argv[0]);
-  int pidfd = open_pidfd(pid);
+  if (plan.failed_stage != 0) {
+    if (pidfd >= 0) ::close(pidfd);
+    return start_failure(pid, plan, options.argv[0]);
+  }
+  if (pidfd < 0) pidfd = open_pidfd(pid);
   if (pidfd < 0) {
     int e = errno;
     kill(pid, SIGKILL);
@@ -286,7 +325,7 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   }
   // A process in a cgroup dies with the harness's cgroup subtree (the sentinel writes
   // cgroup.kill): telling the sentinel about its group too would only wake it twice per spawn.
-  const bool in_cgroup = plan.cgroup_procs >= 0;
+  const bool in_cgroup = plan.cgroup_dir >= 0;
   if (!in_cgroup) sentinel_watch(pid);
   Child c(pid, pidfd);
   c.sentinel_watched_ = !in_cgroup;

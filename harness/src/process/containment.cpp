@@ -29,19 +29,37 @@ namespace {
 
 std::atomic<unsigned> g_next{0};
 
-bool write_text(const std::string& path, std::string_view text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  return ok;
+// The pids in a cgroup.procs file open as `fd`, read afresh from offset 0 (a held fd re-reads
+// the current members: cheaper than opening the file again, which allocates a task iterator).
+std::vector<pid_t> read_pids(int fd) {
+  std::vector<pid_t> out;
+  char buf[4096];
+  long pid = -1;  // the number being parsed, across reads
+  for (off_t at = 0;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    at += n;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buf[i] >= '0' && buf[i] <= '9') {
+        pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
+      } else if (pid >= 0) {
+        out.push_back(static_cast<pid_t>(pid));
+        pid = -1;
+      }
+    }
+  }
+  if (pid >= 0) out.push_back(static_cast<pid_t>(pid));
+  return out;
 }
 
-std::vector<pid_t> read_pids(const std::string& path) {
-  std::vector<pid_t> out;
-  std::ifstream in(path);
-  for (pid_t p = 0; in >> p;) out.push_back(p);
-  return out;
+// Whether any child of this process (of any of its threads) has exited and is not yet reaped,
+// peeked at with WNOWAIT: nothing is reaped. An owned child counts too, so callers that reap
+// their own first (Daemon::kill) skip the scan below in the common case.
+bool any_zombie_child() {
+  siginfo_t si{};
+  if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return false;  // ECHILD
+  return si.si_pid != 0;
 }
 
 // This process's cgroup v2 directory: "<cgroup2 mount point><path in /proc/self/cgroup>", or
@@ -158,14 +176,20 @@ Containment Containment::create() {
   if (base.empty()) return c;
   std::string dir = fmt::format("{}/{}", base, n);
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return c;
-  int fd = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const int procs = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+  const int members = ::open((dir + "/cgroup.procs").c_str(), O_RDONLY | O_CLOEXEC);
+  const int dirfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (procs < 0 || members < 0 || dirfd < 0) {
+    for (int fd : {procs, members, dirfd})
+      if (fd >= 0) ::close(fd);
     ::rmdir(dir.c_str());
     return c;
   }
   c.mode_ = Mode::cgroup;
   c.cgroup_dir_ = std::move(dir);
-  c.procs_fd_ = fd;
+  c.procs_fd_ = procs;
+  c.members_fd_ = members;
+  c.dir_fd_ = dirfd;
   return c;
 }
 
@@ -173,64 +197,93 @@ std::string Containment::describe() const {
   return mode_ == Mode::cgroup ? "cgroup " + cgroup_dir_ : "marker " + marker_;
 }
 
-int Containment::kill_all(std::initializer_list<pid_t> owned) const {
-  std::vector<pid_t> members;
-  if (mode_ == Mode::cgroup) {
-    members = read_pids(cgroup_dir_ + "/cgroup.procs");
-    if (!members.empty()) write_text(cgroup_dir_ + "/cgroup.kill", "1");
-  } else {
-    // Freeze to a fixpoint: a member may fork between the scan and its SIGSTOP; its child
-    // carries the marker and is found by the next pass.
-    const std::string needle = marker_ + '\0';
-    static thread_local char dents[8192];
-    static thread_local char env[64 << 10];
-    const pid_t self = getpid(), sentinel = sentinel_pid();
-    for (int pass = 0; pass < 100; ++pass) {
-      std::size_t before = members.size();
-      proc_scan::for_each_pid(
-          [&](pid_t p) {
-            if (p == self || p == sentinel) return;
-            if (std::find(members.begin(), members.end(), p) != members.end()) return;
-            if (!proc_scan::environ_has(p, needle.data(), needle.size(), env, sizeof env)) return;
-            if (::kill(p, SIGSTOP) == 0) members.push_back(p);
-          },
-          dents, sizeof dents);
-      if (members.size() == before) break;
-    }
+// cgroup mode. Kill to a fixpoint: read cgroup.procs, SIGKILL and wait for every member, read
+// again. A member killed while forking either fails the fork (a fatal signal is pending) or
+// has linked its child into the cgroup before it can die, so the next read finds the child;
+// an empty read means no live process is left.
+//
+// Why not cgroup.kill: on Linux with cgroup kill sequence numbers (since early 2025; seen on
+// 6.18), clone3(CLONE_INTO_CGROUP) compares the target cgroup's count with the
+// *parent's* cgroup's, so once a cgroup has been killed every child later created in it is
+// SIGKILLed at birth. Each start of a cell's target is created in the same cgroup.
+std::vector<pid_t> Containment::kill_cgroup_members(std::initializer_list<pid_t> owned) const {
+  std::vector<pid_t> all;
+  for (int round = 0; round < 100; ++round) {
+    std::vector<pid_t> now = read_pids(members_fd_);
+    if (now.empty()) break;
+    kill_members(now, owned);
+    for (pid_t p : now)
+      if (std::find(all.begin(), all.end(), p) == all.end()) all.push_back(p);
   }
-  const int alive = static_cast<int>(
-      std::count_if(members.begin(), members.end(), [&](pid_t p) { return !owned_pid(owned, p); }));
-  if (!members.empty()) kill_members(members, owned);
-  if (mode_ == Mode::cgroup) {
-    // Processes forked after cgroup.procs was read died too; wait for them and reap those that
-    // are ours (a zombie still names its cgroup in /proc/PID/cgroup).
-    proc_scan::wait_unpopulated((cgroup_dir_ + "/cgroup.events").c_str(), 5000);
-    const std::string suffix = cgroup_dir_.substr(cgroup_dir_.rfind("/crashkit-"));
-    for (pid_t c : children_of(getpid())) {
-      if (owned_pid(owned, c)) continue;
-      std::ifstream in(fmt::format("/proc/{}/cgroup", c));
-      std::string line, last;
-      while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0) last = line;
-      if (last.size() >= suffix.size() &&
-          last.compare(last.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        int status = 0;
-        while (::waitpid(c, &status, 0) < 0 && errno == EINTR) {
-        }
+  return all;
+}
+
+// cgroup mode: reaps this process's children that were members (a zombie still names its
+// cgroup in /proc/PID/cgroup), including ones that had exited before kill_all and were handed to
+// us, the subreaper, when their parent died.
+void Containment::reap_cgroup_zombies(std::initializer_list<pid_t> owned) const {
+  if (!any_zombie_child()) return;  // no scan of /proc
+  const std::string suffix = cgroup_dir_.substr(cgroup_dir_.rfind("/crashkit-"));
+  for (pid_t c : children_of(getpid())) {
+    if (owned_pid(owned, c)) continue;
+    std::ifstream in(fmt::format("/proc/{}/cgroup", c));
+    std::string line, last;
+    while (std::getline(in, line))
+      if (line.rfind("0::", 0) == 0) last = line;
+    if (last.size() >= suffix.size() &&
+        last.compare(last.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      int status = 0;
+      while (::waitpid(c, &status, 0) < 0 && errno == EINTR) {
       }
     }
   }
-  return alive;
+}
+
+// marker mode. Freeze to a fixpoint: a member may fork between the scan and its SIGSTOP; its
+// child carries the marker and is found by the next pass. Then kill them all.
+std::vector<pid_t> Containment::kill_marked(std::initializer_list<pid_t> owned) const {
+  std::vector<pid_t> members;
+  const std::string needle = marker_ + '\0';
+  static thread_local char dents[8192];
+  static thread_local char env[64 << 10];
+  const pid_t self = getpid(), sentinel = sentinel_pid();
+  for (int pass = 0; pass < 100; ++pass) {
+    std::size_t before = members.size();
+    proc_scan::for_each_pid(
+        [&](pid_t p) {
+          if (p == self || p == sentinel) return;
+          if (std::find(members.begin(), members.end(), p) != members.end()) return;
+          if (!proc_scan::environ_has(p, needle.data(), needle.size(), env, sizeof env)) return;
+          if (::kill(p, SIGSTOP) == 0) members.push_back(p);
+        },
+        dents, sizeof dents);
+    if (members.size() == before) break;
+  }
+  if (!members.empty()) kill_members(members, owned);
+  return members;
+}
+
+int Containment::kill_all(std::initializer_list<pid_t> owned) const {
+  std::vector<pid_t> members;
+  if (mode_ == Mode::cgroup) {
+    members = kill_cgroup_members(owned);
+    reap_cgroup_zombies(owned);
+  } else {
+    members = kill_marked(owned);
+  }
+  return static_cast<int>(
+      std::count_if(members.begin(), members.end(), [&](pid_t p) { return !owned_pid(owned, p); }));
 }
 
 Containment::Containment(Containment&& o) noexcept
     : mode_(o.mode_),
       marker_(std::move(o.marker_)),
       cgroup_dir_(std::move(o.cgroup_dir_)),
-      procs_fd_(o.procs_fd_) {
+      procs_fd_(std::exchange(o.procs_fd_, -1)),
+      members_fd_(std::exchange(o.members_fd_, -1)),
+      dir_fd_(std::exchange(o.dir_fd_, -1)) {
   o.cgroup_dir_.clear();
   o.marker_.clear();
-  o.procs_fd_ = -1;
 }
 
 Containment& Containment::operator=(Containment&& o) noexcept {
@@ -244,7 +297,8 @@ Containment& Containment::operator=(Containment&& o) noexcept {
 Containment::~Containment() {
   if (marker_.empty()) return;  // moved from
   kill_all();
-  if (procs_fd_ >= 0) ::close(procs_fd_);
+  for (int fd : {procs_fd_, members_fd_, dir_fd_})
+    if (fd >= 0) ::close(fd);
   if (!cgroup_dir_.empty()) ::rmdir(cgroup_dir_.c_str());
 }
 

@@ -195,12 +195,16 @@ Daemon::Stop Daemon::kill() {
   Stop s;
   if (finished_) return {main_status_ ? main_status_ : child_.status(), false};
   follow_main_pid();
-  // In a cgroup, one cgroup.kill ends the started process, the main one and every helper at
-  // once, with no fork race and no tree walk. Otherwise the whole tree first: helpers that left
-  // the group (setsid) are still descendants.
+  // In a cgroup: the started process first, reaped here (so kill_all's check for zombies to
+  // reap usually finds none and skips its scan of /proc), then kill_all ends the main one and
+  // every helper, with no tree walk; nothing can leave the cgroup meanwhile. Otherwise the whole
+  // tree first: helpers that left the group (setsid) are still descendants.
   const bool one_cgroup =
       containment_ != nullptr && containment_->mode() == Containment::Mode::cgroup;
-  if (one_cgroup) s.outlived = containment_->kill_all({child_.pid(), main_pid_});
+  if (one_cgroup) {
+    child_.kill_and_reap();
+    s.outlived = containment_->kill_all({child_.pid(), main_pid_});
+  }
   if (!one_cgroup && !child_.status()) kill_process_tree(child_.pid());
   if (main_pid_ > 0) {
     if (!one_cgroup) kill_process_tree(main_pid_);

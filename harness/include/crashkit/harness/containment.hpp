@@ -8,9 +8,9 @@
 //
 // Two ways, chosen once per process:
 // - cgroup: a cgroup v2 directory of its own under the harness's cgroup, where crashkit may
-//   create one (root, or a delegated subtree). Each spawned process joins it between fork and
-//   exec; kill_all writes cgroup.kill. Nothing escapes, not even a process that clears its
-//   environment.
+//   create one (root, or a delegated subtree). Each spawned process is created in it
+//   (clone3 CLONE_INTO_CGROUP) or joins it between fork and exec; kill_all SIGKILLs its members
+//   until none is left. Nothing escapes, not even a process that clears its environment.
 // - marker: otherwise. Each spawned process gets CRASHKIT_CELL=<harness pid>.<n> in its
 //   environment, inherited by its descendants; kill_all freezes (SIGSTOP) and kills every process
 //   that carries it. A descendant that execs with a cleared environment escapes this mode.
@@ -24,6 +24,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace crashkit {
 
@@ -42,6 +43,9 @@ class Containment {
   // cgroup mode: an O_WRONLY fd of the cgroup's cgroup.procs (a spawned child writes "0" to it
   // before exec); -1 in marker mode.
   int procs_fd() const { return procs_fd_; }
+  // cgroup mode: an O_PATH fd of the cgroup's directory (for clone3 CLONE_INTO_CGROUP); -1 in
+  // marker mode.
+  int dir_fd() const { return dir_fd_; }
   // "cgroup <path>" or "marker CRASHKIT_CELL=...", for logs.
   std::string describe() const;
 
@@ -62,6 +66,12 @@ class Containment {
   std::string marker_;
   std::string cgroup_dir_;  // empty in marker mode
   int procs_fd_ = -1;
+  int members_fd_ = -1;  // cgroup.procs again, O_RDONLY: re-read from offset 0
+  int dir_fd_ = -1;
+
+  std::vector<pid_t> kill_cgroup_members(std::initializer_list<pid_t> owned) const;
+  void reap_cgroup_zombies(std::initializer_list<pid_t> owned) const;
+  std::vector<pid_t> kill_marked(std::initializer_list<pid_t> owned) const;
 };
 
 // The cgroup directory under which this harness process creates its containments
