@@ -24,6 +24,8 @@ struct RunOptions {
   std::vector<std::string> checks_offline;
   std::string ready_timeout = "10s";
   std::string stop_timeout = "10s";
+  std::string stop_signal = "SIGTERM";
+  std::vector<std::string> success_exit_status;
   std::string command_timeout = "10m";
   std::string notify_access = "main";
   std::string run_dir;
@@ -63,6 +65,11 @@ Result<CellSpec> to_spec(const RunOptions& o) {
     if (!d) return d.error();
     *field = *d;
   }
+  auto sig = parse_signal("--stop-signal", o.stop_signal);
+  if (!sig) return sig.error();
+  s.clean_stop.signal = *sig;
+  for (const auto& list : o.success_exit_status)
+    if (auto ok = s.clean_stop.add_success("--success-exit-status", list); !ok) return ok.error();
   s.notify_access = o.notify_access == "all" ? NotifyAccess::all : NotifyAccess::main;
   s.run_dir = o.run_dir;
   s.keep = o.keep;
@@ -119,7 +126,15 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
       ->allow_extra_args(false);
   run->add_option("--ready-timeout", o.ready_timeout, "start -> READY limit")
       ->capture_default_str();
-  run->add_option("--stop-timeout", o.stop_timeout, "SIGTERM -> exit limit")->capture_default_str();
+  run->add_option("--stop-timeout", o.stop_timeout, "stop signal -> exit limit")
+      ->capture_default_str();
+  run->add_option("--stop-signal", o.stop_signal,
+                  "the clean stop's signal, as systemd's KillSignal= (SIGINT, 2, ...)")
+      ->capture_default_str();
+  run->add_option("--success-exit-status", o.success_exit_status,
+                  "exit codes and signals that also count as a clean stop, as systemd's "
+                  "SuccessExitStatus= ('75 SIGUSR1'; repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--command-timeout", o.command_timeout,
                   "limit for each workload, prepare and check command")
       ->capture_default_str();

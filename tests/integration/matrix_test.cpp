@@ -155,6 +155,29 @@ TEST_F(MatrixTest, SpecErrorsNameTheLine) {
   EXPECT_NE(r.output.find("cannot read the matrix file"), std::string::npos);
 }
 
+// stop_signal and success_exit_status are the unit's KillSignal= and SuccessExitStatus=: a
+// daemon that exits 1 on SIGTERM and 0 on SIGINT passes its sigterm cell with stop_signal:
+// SIGINT, fails it without, and the failing cell's repro line carries what the spec said.
+TEST_F(MatrixTest, StopSignalAndSuccessExitStatusKeys) {
+  const std::string target = "target: [" + std::string(CRASHKIT_NOTIFY_FIXTURE) +
+                             ", --term-exit, \"1\", --int-exit, \"0\"]\nfaults: [sigterm]\n";
+  auto with = write("int.yaml", target + "stop_signal: SIGINT\n");
+  auto r = matrix({with.string()});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  auto listed = write("ok.yaml", target + "success_exit_status: [1, SIGUSR1]\n");
+  r = matrix({listed.string()});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  auto without = write("term.yaml", target + "success_exit_status: \"3 SIGUSR2\"\n");
+  r = matrix({without.string()});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("--success-exit-status '3 SIGUSR2'"), std::string::npos) << r.output;
+  auto bad = write("bad.yaml", target + "stop_signal: SIGNOPE\n");
+  r = matrix({bad.string()});
+  EXPECT_EQ(r.code(), 2) << r.output;
+  EXPECT_NE(r.output.find("bad.yaml:3: stop_signal 'SIGNOPE': not a signal"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(MatrixTest, UnknownPointInSpecIsAUsageError) {
   std::string yaml =
       "target: [pointd, serve, --data-dir, \"{data_dir}\", --socket, \"{run_dir}/s\"]\n"

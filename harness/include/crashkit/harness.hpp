@@ -18,6 +18,7 @@
 
 // process: children, the daemon under test, how they ended, their output, whose they are.
 #include "crashkit/harness/child.hpp"
+#include "crashkit/harness/clean_stop.hpp"
 #include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/credentials.hpp"
 #include "crashkit/harness/daemon.hpp"

@@ -124,16 +124,20 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
   }
   auto stop = stop_clean(d, cycle);
   cr.fault_status = stop.status;
+  const std::string sig = signal_name(spec_.clean_stop.signal);
   if (stop.escalated)
     return Verdict{
         Outcome::unexpected_exit,
-        fmt::format("cycle {}: SIGTERM ignored for {} (escalated to SIGKILL); the daemon "
-                    "must exit on SIGTERM within --stop-timeout",
-                    cycle, format_duration(spec_.stop_timeout))};
-  if (stop.status && !stop.status->success())
-    return Verdict{Outcome::unexpected_exit,
-                   fmt::format("cycle {}: on SIGTERM the daemon {} (expected exit code 0)", cycle,
-                               stop.status->describe())};
+        fmt::format("cycle {}: {} ignored for {} (escalated to SIGKILL); the daemon "
+                    "must exit on {} within --stop-timeout (or give its stop signal with "
+                    "--stop-signal)",
+                    cycle, sig, format_duration(spec_.stop_timeout), sig)};
+  if (stop.status && !spec_.clean_stop.clean(*stop.status))
+    return Verdict{
+        Outcome::unexpected_exit,
+        fmt::format("cycle {}: on {} the daemon {} (a clean stop is {}; "
+                    "--success-exit-status adds codes and signals)",
+                    cycle, sig, stop.status->describe(), spec_.clean_stop.describe_clean())};
   return std::nullopt;
 }
 
@@ -164,7 +168,9 @@ CellResult CellRun::run_signal_fault() {
     result.cycles.push_back(cr);
   }
   auto last = stop_clean(*daemon, spec_.cycles);
-  if (last.escalated) say("final stop: SIGTERM ignored, escalated to SIGKILL");
+  if (last.escalated)
+    say(fmt::format("final stop: {} ignored, escalated to SIGKILL",
+                    signal_name(spec_.clean_stop.signal)));
   return finish(result, Outcome::pass,
                 fmt::format("{} cycle(s) of {} recovered and every check held", spec_.cycles,
                             spec_.fault.to_string()));

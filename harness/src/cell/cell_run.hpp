@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -67,6 +68,20 @@ class CellRun {
     extra.push_back("CRASHKIT_DATA_DIR=" + run_.data.string());
     extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
     extra.push_back("CRASHKIT_CYCLE=" + std::to_string(cycle));
+    if (user_) {
+      // What a login (and systemd's User=) gives the user, so tools do not use root's home or
+      // private TMPDIR (mariadb-install-db fails on the latter). TMPDIR: the run's scratch dir.
+      // An `env` entry of the spec wins.
+      auto unless_given = [&](const std::string& key, const std::string& value) {
+        auto given = [&](const std::string& kv) { return kv.rfind(key + "=", 0) == 0; };
+        if (std::none_of(spec_.extra_env.begin(), spec_.extra_env.end(), given))
+          extra.push_back(key + "=" + value);
+      };
+      unless_given("HOME", user_->home);
+      unless_given("USER", user_->name);
+      unless_given("LOGNAME", user_->name);
+      unless_given("TMPDIR", run_.scratch.string());
+    }
     extra.insert(extra.end(), more.begin(), more.end());
     return child_environment(extra);
   }
@@ -98,10 +113,11 @@ class CellRun {
     say("note: " + line);
     notes_.push_back(std::move(line));
   }
-  // The clean stop (SIGTERM) at the end of a cell, noting helpers that outlived it.
+  // The clean stop (the stop signal, SIGTERM unless --stop-signal), noting helpers that
+  // outlived it.
   Daemon::Stop stop_clean(Daemon& d, int cycle) {
-    auto s = d.stop(SIGTERM, spec_.stop_timeout);
-    if (s.outlived > 0 && !s.escalated && s.status && s.status->success())
+    auto s = d.stop(spec_.clean_stop.signal, spec_.stop_timeout);
+    if (s.outlived > 0 && !s.escalated && s.status && spec_.clean_stop.clean(*s.status))
       note(fmt::format("cycle {}: {} process(es) outlived the daemon's clean exit; killed", cycle,
                        s.outlived));
     return s;
@@ -161,9 +177,19 @@ class CellRun {
       auto r =
           run_command(checks[i], cycle, fmt::format("check-{}.{}.{}.log", kind, cycle, i), &rx_);
       if (!r) return Verdict{Outcome::harness_error, r.error().message};
-      if (!r->status.success())
-        return Verdict{Outcome::violation, fmt::format("cycle {}: {} check '{}' {}", cycle, kind,
-                                                       checks[i], r->describe())};
+      if (r->status.success()) continue;
+      // The checker contract (docs/checks.md): 0 holds, 1 violated, anything else (127: not
+      // found, 126: not executable, 2: its own usage error, a signal, a timeout) means the
+      // check could not judge, and that is not data loss.
+      const std::string what = placeholders(cycle).apply(checks[i]);
+      if (r->status.exited_with(1) && !r->timed_out)
+        return Verdict{Outcome::violation,
+                       fmt::format("cycle {}: {} check '{}' {}", cycle, kind, what, r->describe())};
+      return Verdict{Outcome::harness_error,
+                     fmt::format("cycle {}: {} check '{}' could not judge ({}); a check exits 0 "
+                                 "when the state holds, 1 when it does not, anything else when "
+                                 "it cannot tell",
+                                 cycle, kind, what, r->describe())};
     }
     return std::nullopt;
   }

@@ -67,6 +67,8 @@ std::string repro_command(const CellSpec& s) {
   }
   opt("--ready-timeout", format_duration(s.ready_timeout));
   opt("--stop-timeout", format_duration(s.stop_timeout));
+  if (s.clean_stop.signal != SIGTERM) opt("--stop-signal", signal_name(s.clean_stop.signal));
+  if (auto extra = s.clean_stop.success_list(); !extra.empty()) opt("--success-exit-status", extra);
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
   if (s.user) opt("--user", *s.user);
   if (s.prepare) opt("--prepare", *s.prepare);

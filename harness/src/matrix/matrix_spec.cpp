@@ -197,9 +197,10 @@ class SpecReader {
   }
 
   MatrixSpec read(const YAML::Node& root) const {
-    known_keys(root, {"target", "ready_timeout", "stop_timeout", "command_timeout", "notify_access",
-                      "prepare", "workload", "check_offline", "check_online", "env", "user",
-                      "faults", "powerloss_model", "powerloss_scope"});
+    known_keys(root,
+               {"target", "ready_timeout", "stop_timeout", "stop_signal", "success_exit_status",
+                "command_timeout", "notify_access", "prepare", "workload", "check_offline",
+                "check_online", "env", "user", "faults", "powerloss_model", "powerloss_scope"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -207,6 +208,21 @@ class SpecReader {
     if (root["ready_timeout"])
       m.base.ready_timeout = duration(root["ready_timeout"], "ready_timeout");
     if (root["stop_timeout"]) m.base.stop_timeout = duration(root["stop_timeout"], "stop_timeout");
+    if (root["stop_signal"]) {
+      auto sig = parse_signal("stop_signal", scalar(root["stop_signal"], "stop_signal"));
+      if (!sig) fail(root["stop_signal"], sig.error().message);
+      m.base.clean_stop.signal = *sig;
+    }
+    if (const YAML::Node ok = root["success_exit_status"]; ok) {
+      std::vector<std::string> words;
+      if (ok.IsSequence())
+        for (const auto& w : ok) words.push_back(scalar(w, "success_exit_status"));
+      else
+        words.push_back(scalar(ok, "success_exit_status"));
+      for (const auto& w : words)
+        if (auto r = m.base.clean_stop.add_success("success_exit_status", w); !r)
+          fail(ok, r.error().message);
+    }
     if (root["command_timeout"])
       m.base.command_timeout = duration(root["command_timeout"], "command_timeout");
     if (root["notify_access"]) {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crashkit/harness/clean_stop.hpp"
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
 #include "crashkit/harness/notify_receiver.hpp"
@@ -55,6 +56,7 @@ struct CellSpec {
   std::vector<std::string> check_online;   // run against the restarted daemon
   Duration ready_timeout = std::chrono::seconds(10);
   Duration stop_timeout = std::chrono::seconds(10);
+  CleanStop clean_stop;  // the stop signal, and what counts as a clean exit (systemd's rules)
   Duration command_timeout = std::chrono::minutes(10);
   NotifyAccess notify_access = NotifyAccess::main;
   std::filesystem::path run_dir;  // empty: a fresh temporary directory
