@@ -20,6 +20,7 @@ struct RunOptions {
   int cycles = 1;
   std::string workload;
   std::string prepare;
+  std::string before_start;
   std::vector<std::string> checks;
   std::vector<std::string> checks_offline;
   std::string ready_timeout = "10s";
@@ -55,6 +56,7 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   s.cycles = o.cycles;
   if (!o.workload.empty()) s.workload = o.workload;
   if (!o.prepare.empty()) s.prepare = o.prepare;
+  if (!o.before_start.empty()) s.before_start = o.before_start;
   s.check_online = o.checks;
   s.check_offline = o.checks_offline;
   for (auto [text, field, name] :
@@ -118,6 +120,9 @@ int execute(const RunOptions& o) {
 void add_cell_options(CLI::App* run, RunOptions& o) {
   run->add_option("--workload", o.workload, "shell command run after READY, before the fault");
   run->add_option("--prepare", o.prepare, "shell command run once before the first start");
+  run->add_option("--before-start", o.before_start,
+                  "shell command run before every start, as systemd's ExecStartPre= (e.g. "
+                  "removing a stale unix socket)");
   // One value per occurrence, so a repeated option never swallows the "--" or TARGET.
   run->add_option("--check", o.checks, "online check after the restart's READY (repeatable)")
       ->allow_extra_args(false);

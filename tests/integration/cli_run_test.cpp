@@ -50,6 +50,22 @@ TEST(CliRun, ExitBeforeReadyShowsStatusAndStderr) {
   EXPECT_NE(r.output.find("cannot open data directory"), std::string::npos) << r.output;
 }
 
+// The cause comes first and a usage dump or "Aborting" last (etcd's bad URL, mariadbd as root):
+// the quote is the first line that reads as an error, then the last one, and where the rest is,
+// even when the dump is longer than the tail kept in memory.
+TEST(CliRun, ExitBeforeReadyQuotesTheCauseNotJustTheLastLine) {
+  auto r = run({}, {"/bin/sh", "-c",
+                    "echo starting >&2; echo 'invalid value \"x\" for --listen-urls' >&2; "
+                    "for i in $(seq 1 200); do echo \"  --option$i  what option $i does\" >&2; "
+                    "done; echo 'Run the proxy.' >&2; exit 2"});
+  EXPECT_EQ(r.code(), 1) << r.output;
+  EXPECT_NE(r.output.find("stderr: invalid value \"x\" for --listen-urls ... Run the proxy. "
+                          "(all of it: "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("target.0.0.stderr)"), std::string::npos) << r.output;
+}
+
 TEST(CliRun, IgnoringSigtermIsAFinding) {
   auto r = run({"--fault", "sigterm", "--stop-timeout", "300ms"},
                {kFixture, "--mode", "ignore-sigterm"});

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/daemon.hpp"
+#include "crashkit/harness/matrix.hpp"  // shell_quote
 #include "crashkit/harness/placeholders.hpp"
 #include "process/shell_command.hpp"
 
@@ -128,6 +130,14 @@ class CellRun {
 
   // Starts the target for `cycle`; `start_no` numbers the starts (counters and output files).
   Result<Daemon> start(int cycle, int start_no, Arm arm = Arm::none) {
+    if (spec_.before_start) {
+      auto r = run_command(*spec_.before_start, cycle,
+                           fmt::format("before-start.{}.{}.log", cycle, start_no));
+      if (!r) return r.error();
+      if (!r->status.success())
+        return harness_error(fmt::format("--before-start {} (before start {} of cycle {})",
+                                         r->describe(), start_no, cycle));
+    }
     std::vector<std::string> more;
     if (arm == Arm::plan) more.push_back(fmt::format("{}={}", kPlanVariable, spec_.fault.plan));
     if (arm != Arm::none) {
@@ -160,14 +170,23 @@ class CellRun {
     if (elapsed != nullptr) *elapsed = w.elapsed;
     if (status != nullptr) *status = w.status;
     if (w.what == Daemon::Ready::ready) return std::nullopt;
-    std::string tail = last_line(d.stderr_tail());
+    const std::string tail_text = d.stderr_tail();  // drains the pipe once the daemon is gone
+    std::string head;  // the cause often comes first, before a usage dump longer than the tail
+    if (const auto file = d.stderr_file(); !file.empty()) {
+      std::ifstream in(file);
+      head.resize(64 << 10);
+      in.read(head.data(), static_cast<std::streamsize>(head.size()));
+      head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    }
+    std::string tail = explaining_lines(head, tail_text);
     std::string why = w.what == Daemon::Ready::timeout
                           ? fmt::format(
                                 "no READY=1 within {} (raise --ready-timeout, or check the daemon "
                                 "speaks sd_notify)",
                                 format_duration(spec_.ready_timeout))
                           : fmt::format("exited before READY ({})", status_text(w.status));
-    if (!tail.empty()) why += fmt::format("; stderr: {}", tail);
+    if (!tail.empty())
+      why += fmt::format("; stderr: {} (all of it: {})", tail, d.stderr_file().string());
     return why;
   }
 
@@ -183,13 +202,13 @@ class CellRun {
       // check could not judge, and that is not data loss.
       const std::string what = placeholders(cycle).apply(checks[i]);
       if (r->status.exited_with(1) && !r->timed_out)
-        return Verdict{Outcome::violation,
-                       fmt::format("cycle {}: {} check '{}' {}", cycle, kind, what, r->describe())};
+        return Verdict{Outcome::violation, fmt::format("cycle {}: {} check {} {}", cycle, kind,
+                                                       shell_quote(what), r->describe())};
       return Verdict{Outcome::harness_error,
-                     fmt::format("cycle {}: {} check '{}' could not judge ({}); a check exits 0 "
+                     fmt::format("cycle {}: {} check {} could not judge ({}); a check exits 0 "
                                  "when the state holds, 1 when it does not, anything else when "
                                  "it cannot tell",
-                                 cycle, kind, what, r->describe())};
+                                 cycle, kind, shell_quote(what), r->describe())};
     }
     return std::nullopt;
   }

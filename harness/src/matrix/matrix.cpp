@@ -72,6 +72,7 @@ std::string repro_command(const CellSpec& s) {
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
   if (s.user) opt("--user", *s.user);
   if (s.prepare) opt("--prepare", *s.prepare);
+  if (s.before_start) opt("--before-start", *s.before_start);
   if (s.workload) opt("--workload", *s.workload);
   for (const auto& c : s.check_offline) opt("--check-offline", c);
   for (const auto& c : s.check_online) opt("--check", c);

@@ -199,7 +199,7 @@ class SpecReader {
   MatrixSpec read(const YAML::Node& root) const {
     known_keys(root,
                {"target", "ready_timeout", "stop_timeout", "stop_signal", "success_exit_status",
-                "command_timeout", "notify_access", "prepare", "workload", "check_offline",
+                "command_timeout", "notify_access", "prepare", "before_start", "workload", "check_offline",
                 "check_online", "env", "user", "faults", "powerloss_model", "powerloss_scope"});
     MatrixSpec m;
     m.file = file_;
@@ -232,6 +232,7 @@ class SpecReader {
       m.base.notify_access = v == "all" ? NotifyAccess::all : NotifyAccess::main;
     }
     if (root["prepare"]) m.base.prepare = command(root["prepare"], "prepare");
+    if (root["before_start"]) m.base.before_start = command(root["before_start"], "before_start");
     if (root["workload"]) m.base.workload = command(root["workload"], "workload");
     if (root["check_offline"])
       m.base.check_offline = commands(root["check_offline"], "check_offline");

@@ -225,6 +225,10 @@ Daemon::Stop Daemon::kill() {
   return s;
 }
 
+std::filesystem::path Daemon::stderr_file() const {
+  return err_ ? err_->file() : std::filesystem::path();
+}
+
 std::string Daemon::stderr_tail() {
   if (!err_) return {};
   // Once the daemon is gone, what it wrote may still sit in the pipe, not yet read by the

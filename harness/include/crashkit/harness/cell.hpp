@@ -51,6 +51,8 @@ struct CellSpec {
   Fault fault;
   int cycles = 1;
   std::optional<std::string> prepare;  // once, before the first start (e.g. initdb)
+  // Before every start, as systemd's ExecStartPre= (e.g. removing a stale unix socket).
+  std::optional<std::string> before_start;
   std::optional<std::string> workload;
   std::vector<std::string> check_offline;  // run while the daemon is down
   std::vector<std::string> check_online;   // run against the restarted daemon

@@ -71,6 +71,9 @@ class Daemon {
   // Tail of captured stderr (for "exited before READY" reports); complete once the daemon
   // has exited (the pipe is drained first).
   std::string stderr_tail();
+  // The file the daemon's stderr goes to (empty without an artifact_prefix; absent until the
+  // daemon wrote a byte).
+  std::filesystem::path stderr_file() const;
 
   Daemon(Daemon&&) noexcept;
   Daemon& operator=(Daemon&&) = delete;

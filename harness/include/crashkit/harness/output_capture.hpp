@@ -41,6 +41,8 @@ class OutputCapture {
   std::string finish();
   // Tail so far (thread-safe).
   std::string tail() const;
+  // The file it writes to (which may not exist yet: FileCreation::on_first_byte).
+  std::filesystem::path file() const;
 
   static constexpr std::size_t kTail = 2048;
 
@@ -70,5 +72,12 @@ std::vector<CaptureLoss> take_capture_losses(const std::filesystem::path& dir);
 
 // The last non-empty line of `text`, shortened to `max` characters, for one-line reports.
 std::string last_line(const std::string& text, std::size_t max = 200);
+// What explains a daemon's failure in its stderr: the first line of `head` (the start of the
+// output) or else of `tail` that reads as an error (error, fatal, invalid, cannot, failed,
+// denied, panic, refuse, abort; any case), then " ... " and the last line of `tail` if that is
+// another one; the last line alone if none reads as an error. Each line shortened to `max`
+// characters. Daemons print the cause first and a usage dump or "Aborting" last (etcd, mariadbd).
+std::string explaining_lines(const std::string& head, const std::string& tail,
+                             std::size_t max = 200);
 
 }  // namespace crashkit
