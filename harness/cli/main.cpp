@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
   for (auto add : {crashkit::cli::add_run_command, crashkit::cli::add_discover_command,
-                   crashkit::cli::add_points_command, crashkit::cli::add_matrix_command}) {
+                   crashkit::cli::add_points_command, crashkit::cli::add_matrix_command,
+                   crashkit::cli::add_workload_command, crashkit::cli::add_verify_command}) {
     auto before = app.get_subcommands({}).size();
     auto fn = add(app);
     commands.emplace_back(app.get_subcommands({})[before], std::move(fn));

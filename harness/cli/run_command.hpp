@@ -13,6 +13,8 @@ std::function<int()> add_run_command(CLI::App& app);
 std::function<int()> add_discover_command(CLI::App& app);
 std::function<int()> add_points_command(CLI::App& app);
 std::function<int()> add_matrix_command(CLI::App& app);
+std::function<int()> add_workload_command(CLI::App& app);  // ledger_commands.cpp
+std::function<int()> add_verify_command(CLI::App& app);
 
 // A validator for counts (--cycles, --jobs): a whole number from 1 to 1,000,000, said in one
 // short line (CLI11's PositiveNumber printed a 309-digit range).
