@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cell/ready_when.hpp"
 #include "crashkit/crash_protocol.hpp"  // parse_number
 #include "crashkit/harness/cell.hpp"
 
@@ -21,6 +22,7 @@ struct RunOptions {
   std::string workload;
   std::string prepare;
   std::string before_start;
+  std::string ready_when;
   std::vector<std::string> checks;
   std::vector<std::string> checks_offline;
   std::string ready_timeout = "10s";
@@ -57,6 +59,10 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   if (!o.workload.empty()) s.workload = o.workload;
   if (!o.prepare.empty()) s.prepare = o.prepare;
   if (!o.before_start.empty()) s.before_start = o.before_start;
+  if (!o.ready_when.empty()) {
+    if (auto r = parse_ready_when("--ready-when", o.ready_when); !r) return r.error();
+    s.ready_when = o.ready_when;
+  }
   s.check_online = o.checks;
   s.check_offline = o.checks_offline;
   for (auto [text, field, name] :
@@ -129,6 +135,9 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
   run->add_option("--check-offline", o.checks_offline,
                   "offline check while the daemon is down (repeatable)")
       ->allow_extra_args(false);
+  run->add_option("--ready-when", o.ready_when,
+                  "for daemons without sd_notify: ready once tcp:HOST:PORT or unix:PATH accepts "
+                  "a connection, or cmd:COMMAND exits 0 (polled; weaker than READY=1)");
   run->add_option("--ready-timeout", o.ready_timeout, "start -> READY limit")
       ->capture_default_str();
   run->add_option("--stop-timeout", o.stop_timeout, "stop signal -> exit limit")

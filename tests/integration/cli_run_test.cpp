@@ -66,6 +66,35 @@ TEST(CliRun, ExitBeforeReadyQuotesTheCauseNotJustTheLastLine) {
   EXPECT_NE(r.output.find("target.0.0.stderr)"), std::string::npos) << r.output;
 }
 
+// --ready-when: nothing accepting is not_ready, naming the probe and its last failure; a daemon
+// that exits first is unexpected_exit, noticed at once; a malformed probe is a usage error.
+TEST(CliRun, ReadyWhenWaitsForItsProbe) {
+  auto never = run({"--ready-when", "unix:{run_dir}/nothing.sock", "--ready-timeout", "300ms"},
+                   {"/bin/sleep", "100"});
+  EXPECT_EQ(never.code(), 1) << never.output;
+  EXPECT_NE(
+      never.output.find("/nothing.sock within 300ms (last attempt: No such file or directory)"),
+      std::string::npos)
+      << never.output;
+  EXPECT_NE(never.output.find("not_ready: before any fault: not ready by --ready-when unix:/"),
+            std::string::npos)
+      << never.output;
+  auto cmd = run({"--ready-when", "cmd:test -e {run_dir}/up", "--ready-timeout", "10s"},
+                 {"/bin/sh", "-c", "touch up; exec sleep 100"});
+  EXPECT_EQ(cmd.code(), 0) << cmd.output;
+  auto dies = run({"--ready-when", "tcp:127.0.0.1:9", "--ready-timeout", "60s"},
+                  {"/bin/sh", "-c", "echo 'fatal: no config' >&2; exit 3"});
+  EXPECT_EQ(dies.code(), 1) << dies.output;
+  EXPECT_NE(dies.output.find("exited before READY (exited with code 3); stderr: fatal: no config"),
+            std::string::npos)
+      << dies.output;
+  for (const char* bad : {"foo:bar", "tcp:localhost", "tcp:h:70000", "unix:", "cmd"}) {
+    auto r = run({"--ready-when", bad}, {"/bin/true"});
+    EXPECT_EQ(r.code(), 2) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("--ready-when"), std::string::npos) << r.output;
+  }
+}
+
 TEST(CliRun, IgnoringSigtermIsAFinding) {
   auto r = run({"--fault", "sigterm", "--stop-timeout", "300ms"},
                {kFixture, "--mode", "ignore-sigterm"});

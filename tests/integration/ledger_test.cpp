@@ -217,8 +217,16 @@ TEST(LedgerDaemons, RedisWithoutPersistenceIsCaught) {
   auto r = test::run_cli(redis_cell("--appendonly no"), 3min);
   EXPECT_EQ(r.code(), 1) << r.output;
   EXPECT_NE(r.output.find("violation: cycle 0: online check"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("lost 80 of 80 acked (c0_k0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lost 80 of 80 acked (c"), std::string::npos) << r.output;
   EXPECT_TRUE(test::no_children_left());
+}
+
+// `crashkit run` with two SIGKILL cycles in `run_dir`, then `rest`.
+std::vector<std::string> with_prefix(const std::string& run_dir, std::vector<std::string> rest) {
+  std::vector<std::string> argv{kCli,      "run",      "--run-dir", run_dir,           "--fault",
+                                "sigkill", "--cycles", "2",         "--ready-timeout", "60s"};
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  return argv;
 }
 
 // PostgreSQL 15 through psql. synchronous_commit=off acknowledges a commit before its WAL is
@@ -228,41 +236,32 @@ TEST(LedgerDaemons, RedisWithoutPersistenceIsCaught) {
 // passes.
 std::vector<std::string> postgres_cell(const std::string& run_dir, const std::string& commit) {
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
-  return {
-      kCli,
-      "run",
-      "--user",
-      "postgres",
-      "--run-dir",
+  return with_prefix(
       run_dir,
-      "--fault",
-      "sigkill",
-      "--cycles",
-      "2",
-      "--ready-timeout",
-      "60s",
-      "--prepare",
-      "/usr/lib/postgresql/15/bin/initdb -D {data_dir} -A trust -U postgres >/dev/null",
-      "--workload",
-      psql + " -c 'create table if not exists kv(k text primary key, v text)' && " + kCli +
-          " workload --ledger {ledger} --count 40 --concurrency 2 --put \"" + psql +
-          " -c \\\"insert into kv values ('{key}', '{value}') on conflict (k) do update set v = "
-          "excluded.v\\\"\"",
-      "--check",
-      kCli + " verify --ledger {ledger} --dump \"" + psql +
-          " -tA -F ' ' -c 'select k, v from kv'\"",
-      "--",
-      "/usr/lib/postgresql/15/bin/postgres",
-      "-D",
-      "{data_dir}",
-      "-k",
-      "{run_dir}",
-      "-c",
-      "listen_addresses=",
-      "-c",
-      "synchronous_commit=" + commit,
-      "-c",
-      "wal_writer_delay=10000"};
+      {"--user",
+       "postgres",
+       "--prepare",
+       "/usr/lib/postgresql/15/bin/initdb -D {data_dir} -A trust -U postgres >/dev/null",
+       "--workload",
+       psql + " -c 'create table if not exists kv(k text primary key, v text)' && " + kCli +
+           " workload --ledger {ledger} --count 40 --concurrency 2 --put \"" + psql +
+           " -c \\\"insert into kv values ('{key}', '{value}') on conflict (k) do update set v = "
+           "excluded.v\\\"\"",
+       "--check",
+       kCli + " verify --ledger {ledger} --dump \"" + psql +
+           " -tA -F ' ' -c 'select k, v from kv'\"",
+       "--",
+       "/usr/lib/postgresql/15/bin/postgres",
+       "-D",
+       "{data_dir}",
+       "-k",
+       "{run_dir}",
+       "-c",
+       "listen_addresses=",
+       "-c",
+       "synchronous_commit=" + commit,
+       "-c",
+       "wal_writer_delay=10000"});
 }
 
 std::string postgres_skip_reason() {
@@ -303,38 +302,23 @@ TEST(LedgerDaemons, PostgresWithAsynchronousCommitIsCaught) {
 // powerloss_daemons_test.cpp.)
 std::vector<std::string> mariadb_cell(const std::string& run_dir, const std::string& flush) {
   const std::string m = "mariadb --no-defaults -u root -S {run_dir}/m.sock";
-  return {kCli,
-          "run",
-          "--run-dir",
-          run_dir,
-          "--fault",
-          "sigkill",
-          "--cycles",
-          "2",
-          "--ready-timeout",
-          "60s",
-          "--prepare",
-          "mariadb-install-db --no-defaults --datadir={data_dir} --user=root "
-          "--auth-root-authentication-method=socket --skip-test-db --innodb-use-native-aio=0 "
-          ">/dev/null",
-          "--workload",
-          m +
-              " -e 'create database if not exists w; create table if not exists w.kv (k "
-              "varchar(64) primary key, v varchar(64)) engine=innodb' && " +
-              kCli + " workload --ledger {ledger} --count 40 --concurrency 2 --put \"" + m +
-              " -e \\\"replace into w.kv values ('{key}', '{value}')\\\"\"",
-          "--check",
-          kCli + " verify --ledger {ledger} --dump \"" + m + " -N -B -e 'select k, v from w.kv'\"",
-          "--",
-          "/usr/sbin/mariadbd",
-          "--no-defaults",
-          "--datadir={data_dir}",
-          "--socket={run_dir}/m.sock",
-          "--skip-networking",
-          "--user=root",
-          "--innodb-use-native-aio=0",
-          "--innodb-flush-log-at-trx-commit=" + flush,
-          "--innodb-flush-log-at-timeout=2700"};
+  return with_prefix(
+      run_dir,
+      {"--prepare",
+       "mariadb-install-db --no-defaults --datadir={data_dir} --user=root "
+       "--auth-root-authentication-method=socket --skip-test-db --innodb-use-native-aio=0 "
+       ">/dev/null",
+       "--workload",
+       m +
+           " -e 'create database if not exists w; create table if not exists w.kv (k "
+           "varchar(64) primary key, v varchar(64)) engine=innodb' && " +
+           kCli + " workload --ledger {ledger} --count 40 --concurrency 2 --put \"" + m +
+           " -e \\\"replace into w.kv values ('{key}', '{value}')\\\"\"",
+       "--check",
+       kCli + " verify --ledger {ledger} --dump \"" + m + " -N -B -e 'select k, v from w.kv'\"",
+       "--", "/usr/sbin/mariadbd", "--no-defaults", "--datadir={data_dir}",
+       "--socket={run_dir}/m.sock", "--skip-networking", "--user=root", "--innodb-use-native-aio=0",
+       "--innodb-flush-log-at-trx-commit=" + flush, "--innodb-flush-log-at-timeout=2700"});
 }
 
 std::string mariadb_skip_reason() {

@@ -178,6 +178,23 @@ TEST_F(MatrixTest, StopSignalAndSuccessExitStatusKeys) {
       << r.output;
 }
 
+// ready_when and before_start in a spec: a daemon without sd_notify passes through its probe,
+// the hook runs before each start, and a bad probe names its line.
+TEST_F(MatrixTest, ReadyWhenAndBeforeStartKeys) {
+  auto ok = write("rw.yaml",
+                  "target: [/bin/sh, -c, \"test -e hook-ran && touch up && exec sleep 100\"]\n"
+                  "before_start: \"touch hook-ran\"\n"
+                  "ready_when: \"cmd:test -e {run_dir}/up\"\n"
+                  "faults: [sigkill]\n");
+  auto r = matrix({ok.string()});
+  EXPECT_EQ(r.code(), 0) << r.output;
+  auto bad = write("rwbad.yaml", "target: [/bin/true]\nready_when: \"udp:1\"\nfaults: [sigkill]\n");
+  r = matrix({bad.string()});
+  EXPECT_EQ(r.code(), 2) << r.output;
+  EXPECT_NE(r.output.find("rwbad.yaml:2: ready_when 'udp:1': unknown kind"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(MatrixTest, UnknownPointInSpecIsAUsageError) {
   std::string yaml =
       "target: [pointd, serve, --data-dir, \"{data_dir}\", --socket, \"{run_dir}/s\"]\n"

@@ -68,6 +68,50 @@ TEST(RealDaemons, RedisStopsCleanlyOnSigterm) {
   EXPECT_EQ(r.code(), 0) << r.output;
 }
 
+// --ready-when, for daemons that do not speak sd_notify: redis-server without --supervised is
+// ready when its socket accepts, or when its client says PONG; over TCP too, on a free port.
+TEST(RealDaemons, RedisWithoutSdNotifyIsReadyWhenItAccepts) {
+  if (!installed("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server not installed";
+  const std::string cli = "redis-cli -s {run_dir}/r.sock";
+  for (const std::string& when :
+       std::vector<std::string>{"unix:{run_dir}/r.sock", "cmd:" + cli + " ping | grep -q PONG"}) {
+    auto r = test::run_cli({kCli,
+                            "run",
+                            "--fault",
+                            "sigkill",
+                            "--cycles",
+                            "2",
+                            "--ready-when",
+                            when,
+                            "--workload",
+                            cli + " set k v-{cycle} >/dev/null",
+                            "--check",
+                            "test \"$(" + cli + " get k)\" = v-{cycle} || exit 1",
+                            "--",
+                            "redis-server",
+                            "--port",
+                            "0",
+                            "--unixsocket",
+                            "{run_dir}/r.sock",
+                            "--dir",
+                            "{data_dir}",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "yes",
+                            "--appendfsync",
+                            "always"});
+    EXPECT_EQ(r.code(), 0) << when << "\n" << r.output;
+    EXPECT_NE(r.output.find("pass: 2 cycle(s) of sigkill"), std::string::npos) << r.output;
+  }
+  const int port = test::free_tcp_port();
+  auto tcp = test::run_cli({kCli, "run", "--ready-when", "tcp:127.0.0.1:" + std::to_string(port),
+                            "--", "redis-server", "--port", std::to_string(port), "--bind",
+                            "127.0.0.1", "--save", "", "--dir", "{data_dir}"});
+  EXPECT_EQ(tcp.code(), 0) << tcp.output;
+  EXPECT_TRUE(test::no_children_left());
+}
+
 std::vector<std::string> postgres_run(const std::string& commit_mode) {
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
   // Under /tmp: the build tree may sit below a directory the postgres user cannot enter.

@@ -130,6 +130,7 @@ class CellRun {
 
   // Starts the target for `cycle`; `start_no` numbers the starts (counters and output files).
   Result<Daemon> start(int cycle, int start_no, Arm arm = Arm::none) {
+    last_start_cycle_ = cycle;
     if (spec_.before_start) {
       auto r = run_command(*spec_.before_start, cycle,
                            fmt::format("before-start.{}.{}.log", cycle, start_no));
@@ -163,10 +164,22 @@ class CellRun {
     return Daemon::start(o, rx_);
   }
 
+  // --ready-when (ready_when.cpp): the probe instead of READY=1, and the timeout's wording.
+  Daemon::ReadyWait wait_ready_when(Daemon& d);
+  std::string not_ready_text() const {
+    if (!spec_.ready_when)
+      return fmt::format(
+          "no READY=1 within {} (raise --ready-timeout, or check the daemon speaks sd_notify)",
+          format_duration(spec_.ready_timeout));
+    return fmt::format("not ready by --ready-when {} within {} (last attempt: {})",
+                       shell_quote(ready_when_shown_), format_duration(spec_.ready_timeout),
+                       ready_when_last_.empty() ? "none" : ready_when_last_);
+  }
+
   // nullopt when READY came; otherwise why not, one line.
   std::optional<std::string> await_ready(Daemon& d, Duration* elapsed,
                                          std::optional<ExitStatus>* status = nullptr) {
-    auto w = d.wait_ready(spec_.ready_timeout);
+    auto w = spec_.ready_when ? wait_ready_when(d) : d.wait_ready(spec_.ready_timeout);
     if (elapsed != nullptr) *elapsed = w.elapsed;
     if (status != nullptr) *status = w.status;
     if (w.what == Daemon::Ready::ready) return std::nullopt;
@@ -180,10 +193,7 @@ class CellRun {
     }
     std::string tail = explaining_lines(head, tail_text);
     std::string why = w.what == Daemon::Ready::timeout
-                          ? fmt::format(
-                                "no READY=1 within {} (raise --ready-timeout, or check the daemon "
-                                "speaks sd_notify)",
-                                format_duration(spec_.ready_timeout))
+                          ? not_ready_text()
                           : fmt::format("exited before READY ({})", status_text(w.status));
     if (!tail.empty())
       why += fmt::format("; stderr: {} (all of it: {})", tail, d.stderr_file().string());
@@ -299,6 +309,9 @@ class CellRun {
   const CellLog& log_;
   RunDir run_;
   std::optional<Credentials> user_;
+  int last_start_cycle_ = 0;      // the cycle of the latest start (--ready-when's placeholders)
+  std::string ready_when_last_;   // why the latest --ready-when attempt failed
+  std::string ready_when_shown_;  // --ready-when as probed (placeholders applied)
   NotifyReceiver rx_;
   // Every start of the target joins daemons_; every command joins commands_. Each is killed
   // whole when its daemon or command ends (docs/architecture.md, "Containment").

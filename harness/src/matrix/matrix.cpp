@@ -66,6 +66,7 @@ std::string repro_command(const CellSpec& s) {
     if (s.fault.crash_state != powerloss::CrashState::drop) opt("--seed", std::to_string(s.seed));
   }
   opt("--ready-timeout", format_duration(s.ready_timeout));
+  if (s.ready_when) opt("--ready-when", *s.ready_when);
   opt("--stop-timeout", format_duration(s.stop_timeout));
   if (s.clean_stop.signal != SIGTERM) opt("--stop-signal", signal_name(s.clean_stop.signal));
   if (auto extra = s.clean_stop.success_list(); !extra.empty()) opt("--success-exit-status", extra);

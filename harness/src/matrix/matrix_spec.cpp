@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "cell/ready_when.hpp"
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/matrix.hpp"
@@ -197,10 +198,10 @@ class SpecReader {
   }
 
   MatrixSpec read(const YAML::Node& root) const {
-    known_keys(root,
-               {"target", "ready_timeout", "stop_timeout", "stop_signal", "success_exit_status",
-                "command_timeout", "notify_access", "prepare", "before_start", "workload", "check_offline",
-                "check_online", "env", "user", "faults", "powerloss_model", "powerloss_scope"});
+    known_keys(root, {"target", "ready_timeout", "stop_timeout", "stop_signal",
+                      "success_exit_status", "command_timeout", "notify_access", "ready_when",
+                      "prepare", "before_start", "workload", "check_offline", "check_online", "env",
+                      "user", "faults", "powerloss_model", "powerloss_scope"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -233,6 +234,12 @@ class SpecReader {
     }
     if (root["prepare"]) m.base.prepare = command(root["prepare"], "prepare");
     if (root["before_start"]) m.base.before_start = command(root["before_start"], "before_start");
+    if (root["ready_when"]) {
+      auto text = scalar(root["ready_when"], "ready_when");
+      if (auto r = parse_ready_when("ready_when", text); !r)
+        fail(root["ready_when"], r.error().message);
+      m.base.ready_when = text;
+    }
     if (root["workload"]) m.base.workload = command(root["workload"], "workload");
     if (root["check_offline"])
       m.base.check_offline = commands(root["check_offline"], "check_offline");

@@ -144,6 +144,21 @@ Daemon::ReadyWait Daemon::wait_ready(Duration timeout) {
   }
 }
 
+Daemon::ReadyWait Daemon::wait_ready_by(const std::function<bool()>& probe, Duration timeout) {
+  const auto deadline = started_at_ + timeout;
+  Duration pause = std::chrono::milliseconds(1);
+  auto since_start = [this] { return Duration(Clock::now() - started_at_); };
+  while (true) {
+    if (auto st = wait_exit(Duration::zero())) return {Ready::exited, since_start(), st};
+    if (probe()) return {Ready::ready, since_start(), std::nullopt};
+    const auto now = Clock::now();
+    if (now >= deadline) return {Ready::timeout, since_start(), std::nullopt};
+    if (auto st = wait_exit(std::min<Duration>(pause, deadline - now)))
+      return {Ready::exited, since_start(), st};
+    pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(100));
+  }
+}
+
 bool Daemon::alive() {
   follow_main_pid();
   if (main_pid_ > 0) return !reap_main().has_value();

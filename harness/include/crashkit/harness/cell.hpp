@@ -57,6 +57,9 @@ struct CellSpec {
   std::vector<std::string> check_offline;  // run while the daemon is down
   std::vector<std::string> check_online;   // run against the restarted daemon
   Duration ready_timeout = std::chrono::seconds(10);
+  // Readiness without sd_notify: "tcp:HOST:PORT", "unix:PATH" or "cmd:COMMAND", polled with
+  // backoff instead of waiting for READY=1 (weaker: see Daemon::wait_ready_by).
+  std::optional<std::string> ready_when;
   Duration stop_timeout = std::chrono::seconds(10);
   CleanStop clean_stop;  // the stop signal, and what counts as a clean exit (systemd's rules)
   Duration command_timeout = std::chrono::minutes(10);

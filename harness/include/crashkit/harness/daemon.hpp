@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,12 @@ class Daemon {
     std::optional<ExitStatus> status;  // for Ready::exited
   };
   ReadyWait wait_ready(Duration timeout);
+  // For daemons that do not speak sd_notify (--ready-when): calls `probe` (true: ready) until
+  // it says ready, the daemon exits, or `timeout` has passed since start(), pausing 1 ms
+  // doubling to 100 ms between attempts (a pause ends at once if the daemon exits). Weaker than
+  // READY=1: what a probe sees (a listening socket) may come before recovery is done. The
+  // daemon must not fork away (systemd's Type=simple): its first process is the one watched.
+  ReadyWait wait_ready_by(const std::function<bool()>& probe, Duration timeout);
 
   // Waits up to `timeout` for the main process to exit (event-driven), without signalling.
   std::optional<ExitStatus> wait_exit(Duration timeout);
