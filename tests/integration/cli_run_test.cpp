@@ -8,6 +8,7 @@
 
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
+#include "../support/shared_bin.hpp"
 
 namespace crashkit {
 namespace {
@@ -148,10 +149,18 @@ TEST(CliRun, UserGetsItsOwnHomeNamesAndTmpdir) {
   if (pw == nullptr) GTEST_SKIP() << "no user 'nobody'";
   const std::string want = "test \"$USER $LOGNAME $HOME $TMPDIR\" = \"nobody nobody " +
                            std::string(pw->pw_dir) + " {scratch}\" || exit 1";
-  auto r = run({"--user", "nobody", "--workload", want, "--check", want}, {kFixture});
+  // The run dir and the daemon where nobody can reach them, whatever the build tree's mode.
+  const std::string fixture = test::shared_copy(kFixture);
+  const std::string run_dir = "/tmp/ck-user-env-" + std::to_string(getpid());
+  auto r =
+      run({"--user", "nobody", "--run-dir", run_dir + "/a", "--workload", want, "--check", want},
+          {fixture});
   EXPECT_EQ(r.code(), 0) << r.output;
-  auto wrong = run({"--user", "nobody", "--check", "test \"$HOME\" = /root || exit 1"}, {kFixture});
+  auto wrong = run({"--user", "nobody", "--run-dir", run_dir + "/b", "--check",
+                    "test \"$HOME\" = /root || exit 1"},
+                   {fixture});
   EXPECT_EQ(wrong.code(), 1) << wrong.output;
+  std::filesystem::remove_all(run_dir);
 }
 
 TEST(CliRun, BadStopSignalOrSuccessStatusIsAUsageError) {

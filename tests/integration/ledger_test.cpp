@@ -13,6 +13,7 @@
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
 #include "../support/redis.hpp"
+#include "../support/shared_bin.hpp"
 
 namespace crashkit {
 namespace {
@@ -236,6 +237,8 @@ std::vector<std::string> with_prefix(const std::string& run_dir, std::vector<std
 // passes.
 std::vector<std::string> postgres_cell(const std::string& run_dir, const std::string& commit) {
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
+  // The workload and the check run as postgres, which may not reach the build tree.
+  const std::string ck = test::shared_copy(kCli);
   return with_prefix(
       run_dir,
       {"--user",
@@ -243,13 +246,12 @@ std::vector<std::string> postgres_cell(const std::string& run_dir, const std::st
        "--prepare",
        "/usr/lib/postgresql/15/bin/initdb -D {data_dir} -A trust -U postgres >/dev/null",
        "--workload",
-       psql + " -c 'create table if not exists kv(k text primary key, v text)' && " + kCli +
+       psql + " -c 'create table if not exists kv(k text primary key, v text)' && " + ck +
            " workload --ledger {ledger} --count 40 --concurrency 2 --put \"" + psql +
            " -c \\\"insert into kv values ('{key}', '{value}') on conflict (k) do update set v = "
            "excluded.v\\\"\"",
        "--check",
-       kCli + " verify --ledger {ledger} --dump \"" + psql +
-           " -tA -F ' ' -c 'select k, v from kv'\"",
+       ck + " verify --ledger {ledger} --dump \"" + psql + " -tA -F ' ' -c 'select k, v from kv'\"",
        "--",
        "/usr/lib/postgresql/15/bin/postgres",
        "-D",
