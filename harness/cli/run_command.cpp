@@ -12,6 +12,7 @@
 #include "cell/ready_when.hpp"
 #include "crashkit/crash_protocol.hpp"  // parse_number
 #include "crashkit/harness/cell.hpp"
+#include "crashkit/harness/unit_file.hpp"
 
 namespace crashkit::cli {
 namespace {
@@ -42,7 +43,30 @@ struct RunOptions {
   std::vector<std::string> powerloss_scope;
   std::string seed = "1";
   std::vector<std::string> target;
+  std::string unit;
+  std::vector<std::string> env;
+  CLI::App* app = nullptr;  // to ask which flags were given (they win over --unit's settings)
+  bool given(const char* flag) const { return app != nullptr && app->count(flag) > 0; }
 };
+
+// --unit: the daemon's own systemd unit under the flags that were given. Notes (settings that
+// do not map) go to stderr.
+Status apply_unit_file(const RunOptions& o, CellSpec& s) {
+  auto u = read_unit_file(o.unit);
+  if (!u) return u.error();
+  GivenFlags g;
+  g.stop_signal = o.given("--stop-signal");
+  g.success_exit_status = o.given("--success-exit-status");
+  g.ready_timeout = o.given("--ready-timeout");
+  g.stop_timeout = o.given("--stop-timeout");
+  g.user = o.given("--user");
+  g.before_start = o.given("--before-start");
+  g.notify_access = o.given("--notify-access");
+  auto notes = apply_unit(*u, g, s);
+  if (!notes) return notes.error();
+  for (const auto& n : *notes) fmt::print(stderr, "crashkit: --unit {}: {}\n", o.unit, n);
+  return Ok{};
+}
 
 int fail(const Error& e) {
   fmt::print(stderr, "crashkit: {}\n", e.message);
@@ -91,6 +115,13 @@ Result<CellSpec> to_spec(const RunOptions& o) {
                                    std::numeric_limits<std::uint64_t>::max()));
   s.seed = *seed;
   s.target = o.target;
+  for (const auto& kv : o.env) {
+    if (kv.find('=') == std::string::npos || kv.front() == '=')
+      return usage_error(fmt::format("--env '{}': give KEY=VALUE", printable_text(kv)));
+    s.extra_env.push_back(kv);
+  }
+  if (!o.unit.empty())
+    if (auto ok = apply_unit_file(o, s); !ok) return ok.error();
   return s;
 }
 
@@ -124,6 +155,15 @@ int execute(const RunOptions& o) {
 }
 
 void add_cell_options(CLI::App* run, RunOptions& o) {
+  o.app = run;
+  run->add_option("--env", o.env,
+                  "KEY=VALUE for the target and every command (repeatable; placeholders allowed; "
+                  "wins over --unit's Environment=)")
+      ->allow_extra_args(false);
+  run->add_option("--unit", o.unit,
+                  "the daemon's systemd unit: Type=, NotifyAccess=, KillSignal=, "
+                  "SuccessExitStatus=, TimeoutStartSec=, TimeoutStopSec=, User=, Environment=, "
+                  "ExecStartPre= are taken from it; flags given here win");
   run->add_option("--workload", o.workload, "shell command run after READY, before the fault");
   run->add_option("--prepare", o.prepare, "shell command run once before the first start");
   run->add_option("--before-start", o.before_start,

@@ -112,6 +112,75 @@ TEST(RealDaemons, RedisWithoutSdNotifyIsReadyWhenItAccepts) {
   EXPECT_TRUE(test::no_children_left());
 }
 
+// --unit: the daemon's own unit from Debian supplies the user, the stop signal, the timeouts
+// and the environment; the command line stays ours. redis-server.service says User=redis, etcd's
+// User=etcd and Environment=ETCD_DATA_DIR=/var/lib/etcd/default, which --env moves into the run.
+TEST(RealDaemons, UnderTheirOwnUnitFiles) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the units name their users";
+  const fs::path lib = "/lib/systemd/system";
+  if (!installed("/usr/bin/redis-server") || !fs::exists(lib / "redis-server.service") ||
+      !installed("/usr/bin/etcd") || !fs::exists(lib / "etcd.service"))
+    GTEST_SKIP() << "redis-server and etcd-server not installed (scripts/setup)";
+  const std::string run_dir = "/tmp/ck-units-" + std::to_string(getpid());
+  const std::string redis_cli = "redis-cli -s {run_dir}/r.sock";
+  auto redis = test::run_cli(
+      {kCli,           "run",
+       "--unit",       (lib / "redis-server.service").string(),
+       "--run-dir",    run_dir + "/redis",
+       "--fault",      "sigterm",
+       "--workload",   redis_cli + " set k v >/dev/null",
+       "--check",      "test \"$(id -un) $(" + redis_cli + " get k)\" = \"redis v\" || exit 1",
+       "--",           "redis-server",
+       "--supervised", "systemd",
+       "--port",       "0",
+       "--unixsocket", "{run_dir}/r.sock",
+       "--dir",        "{data_dir}",
+       "--save",       "",
+       "--appendonly", "yes"},
+      std::chrono::minutes(3));
+  EXPECT_EQ(redis.code(), 0) << redis.output;
+  const std::string ctl = "ETCDCTL_API=3 etcdctl --endpoints unix://c:1";
+  auto etcd = test::run_cli(
+      {kCli,
+       "run",
+       "--unit",
+       (lib / "etcd.service").string(),
+       "--env",
+       "ETCD_DATA_DIR={data_dir}",
+       "--env",
+       "ETCD_NAME=n",
+       "--run-dir",
+       run_dir + "/etcd",
+       "--fault",
+       "sigterm",
+       "--before-start",
+       "rm -f c:1 p:2",
+       "--ready-timeout",
+       "60s",
+       "--workload",
+       ctl + " put k v >/dev/null",
+       "--check",
+       "test \"$(id -un) $(" + ctl + " get --print-value-only k)\" = \"etcd v\" || exit 1",
+       "--",
+       "etcd",
+       "--listen-client-urls",
+       "unix://c:1",
+       "--advertise-client-urls",
+       "unix://c:1",
+       "--listen-peer-urls",
+       "unix://p:2",
+       "--initial-advertise-peer-urls",
+       "unix://p:2",
+       "--initial-cluster",
+       "n=unix://p:2"},
+      std::chrono::minutes(3));
+  EXPECT_EQ(etcd.code(), 0) << etcd.output;
+  EXPECT_NE(etcd.output.find("EnvironmentFile=-/etc/default/etcd is not read"), std::string::npos)
+      << etcd.output;
+  EXPECT_TRUE(test::no_children_left());
+  fs::remove_all(run_dir);
+}
+
 std::vector<std::string> postgres_run(const std::string& commit_mode) {
   const std::string psql = "psql -X -q -h {run_dir} -U postgres -d postgres -v ON_ERROR_STOP=1";
   // Under /tmp: the build tree may sit below a directory the postgres user cannot enter.

@@ -34,6 +34,7 @@
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/compiled_points.hpp"
 #include "crashkit/harness/placeholders.hpp"
+#include "crashkit/harness/unit_file.hpp"
 #include "crashkit/harness/ledger.hpp"
 
 // matrix and reports: a YAML spec expanded into cells, run in parallel, reported.

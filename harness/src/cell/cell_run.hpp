@@ -65,7 +65,7 @@ class CellRun {
             cycle};
   }
   std::vector<std::string> env(int cycle, const std::vector<std::string>& more = {}) const {
-    std::vector<std::string> extra = spec_.extra_env;
+    std::vector<std::string> extra = placeholders(cycle).apply(spec_.extra_env);
     extra.push_back("CRASHKIT_RUN_DIR=" + run_.root.string());
     extra.push_back("CRASHKIT_DATA_DIR=" + run_.data.string());
     extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
