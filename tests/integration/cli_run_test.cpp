@@ -46,7 +46,8 @@ TEST(CliRun, NeverReadyIsNotReady) {
 TEST(CliRun, ExitBeforeReadyShowsStatusAndStderr) {
   auto r = run({}, {kFixture, "--mode", "exit-before-ready"});
   EXPECT_EQ(r.code(), 1) << r.output;
-  EXPECT_NE(r.output.find("exited before READY (exited with code 3)"), std::string::npos)
+  EXPECT_NE(r.output.find("not_ready: before any fault: exited before READY (exited with code 3)"),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("cannot open data directory"), std::string::npos) << r.output;
 }
@@ -68,7 +69,7 @@ TEST(CliRun, ExitBeforeReadyQuotesTheCauseNotJustTheLastLine) {
 }
 
 // --ready-when: nothing accepting is not_ready, naming the probe and its last failure; a daemon
-// that exits first is unexpected_exit, noticed at once; a malformed probe is a usage error.
+// that exits first is not_ready too, noticed at once; a malformed probe is a usage error.
 TEST(CliRun, ReadyWhenWaitsForItsProbe) {
   auto never = run({"--ready-when", "unix:{run_dir}/nothing.sock", "--ready-timeout", "300ms"},
                    {"/bin/sleep", "100"});
@@ -86,7 +87,8 @@ TEST(CliRun, ReadyWhenWaitsForItsProbe) {
   auto dies = run({"--ready-when", "tcp:127.0.0.1:9", "--ready-timeout", "60s"},
                   {"/bin/sh", "-c", "echo 'fatal: no config' >&2; exit 3"});
   EXPECT_EQ(dies.code(), 1) << dies.output;
-  EXPECT_NE(dies.output.find("exited before READY (exited with code 3); stderr: fatal: no config"),
+  EXPECT_NE(dies.output.find("not_ready: before any fault: exited before READY (exited with code "
+                             "3); stderr: fatal: no config"),
             std::string::npos)
       << dies.output;
   for (const char* bad : {"foo:bar", "tcp:localhost", "tcp:h:70000", "unix:", "cmd"}) {

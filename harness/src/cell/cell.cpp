@@ -150,7 +150,7 @@ CellResult CellRun::run_signal_fault() {
   std::optional<Daemon> daemon(std::move(*first));
   Duration ready_elapsed{};
   if (auto why = await_ready(*daemon, &ready_elapsed)) {
-    auto v = did_not_get_ready(*daemon, "before any fault: " + *why);
+    auto v = did_not_get_ready("before any fault: " + *why);
     return finish(result, v.outcome, v.reason);
   }
   result.first_ready = ready_elapsed;

@@ -267,9 +267,11 @@ class CellRun {
   }
   // How the daemon ended, once it surely has (SIGKILL if it has not): for one-line reasons.
   static std::string how_it_ended(Daemon& d) { return status_text(d.kill().status); }
-  // No READY: a finding about the daemon, not_ready while it lives, unexpected_exit once dead.
-  static Verdict did_not_get_ready(Daemon& d, std::string reason) {
-    return {d.alive() ? Outcome::not_ready : Outcome::unexpected_exit, std::move(reason)};
+  // No READY after a start, at the first start or after a restart, whether the daemon hung or
+  // exited first: not_ready, one meaning for one event (unexpected_exit is a death after READY
+  // where no fault was planned, or an unclean stop). The reason says which it was.
+  static Verdict did_not_get_ready(std::string reason) {
+    return {Outcome::not_ready, std::move(reason)};
   }
   // After a failed workload: did the daemon die under it? A dying daemon closes its sockets
   // before its exit is reported, so it gets a bounded moment to finish before we judge.

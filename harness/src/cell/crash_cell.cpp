@@ -110,7 +110,7 @@ std::optional<Verdict> CellRun::plan_first_start(PlanRun& p) {
   if (not_ready) {
     if (p.fired) return std::nullopt;  // the plan ended the daemon before READY
     if (auto v = plan_rejected(status, *not_ready)) return v;
-    return did_not_get_ready(*p.daemon, "before any fault: " + *not_ready);
+    return did_not_get_ready("before any fault: " + *not_ready);
   }
   p.result.first_ready = elapsed;
   if (auto v = plan_workload(p, armed)) return v;
@@ -168,8 +168,7 @@ std::optional<Verdict> CellRun::plan_recovery_crash(PlanRun& p) {
   if (!p.fired) {
     if (not_ready) {
       if (auto v = plan_rejected(status, *not_ready)) return v;
-      return did_not_get_ready(*p.daemon,
-                               "cycle 0: restart before the planned recovery crash: " + *not_ready);
+      return did_not_get_ready("cycle 0: restart before the planned recovery crash: " + *not_ready);
     }
     stop_clean(*p.daemon, 1);
     return Verdict{Outcome::fault_not_reached,

@@ -14,8 +14,9 @@ namespace crashkit {
 enum class Outcome {
   pass,               // fault happened, restart reached READY, every checker held
   violation,          // a checker failed: acknowledged data lost or state corrupted
-  not_ready,          // after the fault the daemon never reached READY
-  unexpected_exit,    // the daemon died (or failed to stop) when or where no fault was planned
+  not_ready,          // a start (first or after a fault) never reached READY: hung or exited
+  unexpected_exit,    // after READY, the daemon died where no fault was planned, or its stop
+                      // was not clean
   fault_not_reached,  // the planned crossing never happened
   harness_error,      // the harness itself failed
 };
