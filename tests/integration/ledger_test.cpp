@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "../support/cli_runner.hpp"
@@ -298,7 +299,7 @@ TEST(LedgerDaemons, PostgresWithAsynchronousCommitIsCaught) {
 
 // MariaDB 10.11 through the mariadb client. innodb_flush_log_at_trx_commit=0 acknowledges a
 // commit with its redo log still in the server's memory, written once per
-// innodb_flush_log_at_timeout (set to its maximum here, so the loss is certain); the server's
+// innodb_flush_log_at_timeout (set to its maximum here); the server's
 // documentation warns that a crash loses the transactions not yet flushed in that mode. =1, the
 // default, passes. (=2 survives a process crash; power loss catches it, in
 // powerloss_daemons_test.cpp.)
@@ -349,7 +350,10 @@ TEST(LedgerDaemons, MariadbWithFlushOncePerTimeoutIsCaught) {
   auto r = test::run_cli(mariadb_cell(run_dir, "0"), 3min);
   EXPECT_EQ(r.code(), 1) << r.output;
   EXPECT_NE(r.output.find("violation: cycle 0: online check"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("lost 80 of 80 acked"), std::string::npos) << r.output;
+  // How many depends on timing: all 80 when the workload takes under a second, the last few
+  // when it is slow (an ASan build): something in the server writes the log about once a second
+  // even so. The last commits before the kill are always among the lost.
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("lost [1-9][0-9]* of 80 acked"))) << r.output;
   EXPECT_TRUE(test::no_children_left());
   fs::remove_all(run_dir);
 }
