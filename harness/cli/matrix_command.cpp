@@ -234,6 +234,7 @@ int execute(const MatrixOptions& o) {
   if (auto code = check_output_paths(o)) return *code;
   auto spec = load_matrix_spec(o.spec);
   if (!spec) return usage(spec.error().message);
+  for (const auto& n : spec->notes) fmt::print(stderr, "crashkit: {}\n", n);
   if (!o.quiet)
     ex.log = [](std::string_view l) { fmt::print(stderr, "crashkit: discovery: {}\n", l); };
   auto t0 = Clock::now();

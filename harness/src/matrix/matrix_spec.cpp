@@ -5,11 +5,14 @@
 
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "cell/ready_when.hpp"
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/crash_protocol.hpp"
+#include "crashkit/harness/ledger.hpp"
 #include "crashkit/harness/matrix.hpp"
+#include "crashkit/harness/unit_file.hpp"
 #include "matrix/flow_nesting.hpp"
 
 namespace crashkit {
@@ -86,11 +89,50 @@ class SpecReader {
     return line;
   }
 
-  std::vector<std::string> commands(const YAML::Node& n, const char* what) const {
+  // A check list: commands, or {verify: {get: CMD} | {dump: CMD}} for the ledger verifier.
+  std::vector<std::string> checks(const YAML::Node& n, const char* what) const {
     std::vector<std::string> out;
     if (!n.IsSequence()) fail(n, fmt::format("{} must be a list of commands", what));
-    for (const auto& c : n) out.push_back(command(c, what));
+    for (const auto& c : n) out.push_back(c.IsMap() ? verify_command(c) : command(c, what));
     return out;
+  }
+
+  // workload: a command, or {put: CMD, count: N, keys: K, concurrency: C}: `crashkit workload`.
+  std::string workload(const YAML::Node& n) const {
+    if (!n.IsMap()) return command(n, "workload");
+    known_keys(n, {"put", "count", "keys", "concurrency"});
+    if (!n["put"]) fail(n, "workload: {...} needs put: a command storing {value} under {key}");
+    std::string line = ledger_tool(n) + " workload --ledger {ledger} --put " +
+                       shell_quote(command(n["put"], "put"));
+    for (auto [key, lo, hi] : {std::tuple{"count", 1, 100000000}, std::tuple{"keys", 0, 1000000},
+                               std::tuple{"concurrency", 1, 1024}})
+      if (n[key]) line += fmt::format(" --{} {}", key, whole(n[key], key, lo, hi));
+    return line;
+  }
+
+  std::string verify_command(const YAML::Node& n) const {
+    if (n.size() != 1 || !n["verify"] || !n["verify"].IsMap())
+      fail(n, "a check is a command or {verify: {get: CMD}} / {verify: {dump: CMD}}");
+    const YAML::Node v = n["verify"];
+    known_keys(v, {"get", "dump"});
+    if (v.size() != 1) fail(v, "verify: give one of get: CMD (one read per key) or dump: CMD");
+    const char* how = v["get"] ? "get" : "dump";
+    return ledger_tool(n) + " verify --ledger {ledger} --" + how + " " +
+           shell_quote(command(v[how], how));
+  }
+
+  int whole(const YAML::Node& n, const char* what, int lo, int hi) const {
+    int v = 0;
+    if (!YAML::convert<int>::decode(n, v) || v < lo || v > hi)
+      fail(n, fmt::format("{} must be a whole number from {} to {}", what, lo, hi));
+    return v;
+  }
+
+  // The crashkit binary that runs `workload` and `verify` for the map forms.
+  std::string ledger_tool(const YAML::Node& at) const {
+    auto cli = crashkit_cli_path();
+    if (!cli) fail(at, cli.error().message);
+    return shell_quote(*cli);
   }
 
   // A fault: 'sigterm', 'sigkill', or a one-key mapping (sigkill: {...}, crash_points: {...}).
@@ -201,7 +243,7 @@ class SpecReader {
     known_keys(root, {"target", "ready_timeout", "stop_timeout", "stop_signal",
                       "success_exit_status", "command_timeout", "notify_access", "ready_when",
                       "prepare", "before_start", "workload", "check_offline", "check_online", "env",
-                      "user", "faults", "powerloss_model", "powerloss_scope"});
+                      "user", "unit", "faults", "powerloss_model", "powerloss_scope"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -240,10 +282,10 @@ class SpecReader {
         fail(root["ready_when"], r.error().message);
       m.base.ready_when = text;
     }
-    if (root["workload"]) m.base.workload = command(root["workload"], "workload");
+    if (root["workload"]) m.base.workload = workload(root["workload"]);
     if (root["check_offline"])
-      m.base.check_offline = commands(root["check_offline"], "check_offline");
-    if (root["check_online"]) m.base.check_online = commands(root["check_online"], "check_online");
+      m.base.check_offline = checks(root["check_offline"], "check_offline");
+    if (root["check_online"]) m.base.check_online = checks(root["check_online"], "check_online");
     if (root["user"]) m.base.user = scalar(root["user"], "user");
     if (root["powerloss_model"]) {
       auto v = scalar(root["powerloss_model"], "powerloss_model");
@@ -265,10 +307,35 @@ class SpecReader {
       for (const auto& kv : env)
         m.base.extra_env.push_back(kv.first.as<std::string>() + "=" + scalar(kv.second, "env"));
     }
+    if (root["unit"]) m.notes = unit(root, m.base);
     if (!root["faults"] || !root["faults"].IsSequence() || root["faults"].size() == 0)
       fail(root, "missing 'faults' (a list: sigterm, sigkill, crash_points: {...})");
     for (const auto& f : root["faults"]) m.faults.push_back(fault(f));
     return m;
+  }
+
+  // unit: FILE, the daemon's systemd unit; the spec's own keys win over its settings.
+  std::vector<std::string> unit(const YAML::Node& root, CellSpec& base) const {
+    const YAML::Node n = root["unit"];
+    auto u = read_unit_file(resolve_path(scalar(n, "unit")));
+    if (!u) fail(n, u.error().message);
+    GivenFlags g;
+    g.stop_signal = static_cast<bool>(root["stop_signal"]);
+    g.success_exit_status = static_cast<bool>(root["success_exit_status"]);
+    g.ready_timeout = static_cast<bool>(root["ready_timeout"]);
+    g.stop_timeout = static_cast<bool>(root["stop_timeout"]);
+    g.user = static_cast<bool>(root["user"]);
+    g.before_start = static_cast<bool>(root["before_start"]);
+    g.notify_access = static_cast<bool>(root["notify_access"]);
+    auto notes = apply_unit(*u, g, base);
+    if (!notes) fail(n, notes.error().message);
+    for (auto& note : *notes) note = "unit " + u->file.string() + ": " + note;
+    return *notes;
+  }
+
+  // A file named by the spec: relative to the spec's directory.
+  fs::path resolve_path(const std::string& p) const {
+    return p.empty() || p[0] == '/' ? fs::path(p) : (dir_ / p).lexically_normal();
   }
 
  private:

@@ -68,4 +68,9 @@ struct LedgerVerdict {
 
 Result<LedgerVerdict> verify_ledger(const LedgerCheck& c);
 
+// The crashkit binary, which runs `crashkit workload` / `crashkit verify` as a cell's commands
+// (the matrix spec's `workload: {put: ...}` and `{verify: ...}`): $CRASHKIT_CLI, else this
+// process if it is crashkit, else the installed one, else this build tree's.
+Result<std::string> crashkit_cli_path();
+
 }  // namespace crashkit

@@ -35,6 +35,7 @@ struct MatrixSpec {
   std::filesystem::path file;
   CellSpec base;  // target, timeouts, workload, checks, env; fault unset
   std::vector<MatrixFault> faults;
+  std::vector<std::string> notes;  // from `unit:`: settings read but not applicable
 };
 
 // Parses and validates. Errors are usage errors "FILE:LINE: what; fix".
