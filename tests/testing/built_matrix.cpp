@@ -25,4 +25,8 @@ crashkit::MatrixSpec kvd_spec() {
 }  // namespace
 
 CRASHKIT_CRASH_MATRIX(BuiltKvd, crashkit::testing::matrix_spec(kvd_spec));
+// The ledger tools from YAML: the crashkit binary is found from a test binary too.
+CRASHKIT_CRASH_MATRIX(LedgerFiles,
+                      crashkit::testing::matrix_file(CRASHKIT_SOURCE_DIR
+                                                     "/tests/testing/ledger_files.yaml"));
 CRASHKIT_CRASH_MATRIX(Broken, crashkit::testing::matrix_file("/nonexistent/crashkit-matrix.yaml"));

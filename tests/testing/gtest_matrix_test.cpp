@@ -76,6 +76,17 @@ TEST(GtestMatrix, FindingFailsWithReasonAndRepro) {
   EXPECT_NE(text.find("artifacts: "), std::string::npos) << text;
 }
 
+// workload: {put: ...} and {verify: ...} from a YAML spec in a test binary: both sides.
+TEST(GtestMatrix, LedgerMapFormsPassAKeptStoreAndCatchALostOne) {
+  auto kept = run_gtest(CRASHKIT_BUILT_MATRIX, "LedgerFiles/*");
+  EXPECT_EQ(kept.code, 0) << kept.output;
+  ASSERT_EQ(kept.tests.size(), 1u) << kept.output;
+  auto lost = run_gtest(CRASHKIT_BUILT_MATRIX, "LedgerFiles/*", {"LOSE=1"});
+  EXPECT_EQ(lost.code, 1) << lost.output;
+  auto text = failure_text(lost.tests["LedgerFiles/CrashMatrix.cell/sigkill"]);
+  EXPECT_NE(text.find("lost 10 of 10 acked"), std::string::npos) << text;
+}
+
 TEST(GtestMatrix, UnloadableSpecIsOneFailingTestNotACrash) {
   auto r = run_gtest(CRASHKIT_BUILT_MATRIX, "Broken/*");
   EXPECT_EQ(r.code, 1) << r.output;
