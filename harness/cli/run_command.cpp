@@ -45,6 +45,9 @@ struct RunOptions {
   std::vector<std::string> target;
   std::string unit;
   std::vector<std::string> env;
+  int replicas = 1;
+  std::string peers_format = "{peer_addr}";
+  std::string leader;
   CLI::App* app = nullptr;  // to ask which flags were given (they win over --unit's settings)
   bool given(const char* flag) const { return app != nullptr && app->count(flag) > 0; }
 };
@@ -80,6 +83,9 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   if (!fault) return fault.error();
   s.fault = *fault;
   s.cycles = o.cycles;
+  s.replicas = o.replicas;
+  s.peers_format = o.peers_format;
+  if (!o.leader.empty()) s.leader = o.leader;
   if (!o.workload.empty()) s.workload = o.workload;
   if (!o.prepare.empty()) s.prepare = o.prepare;
   if (!o.before_start.empty()) s.before_start = o.before_start;
@@ -262,7 +268,8 @@ std::function<int()> add_run_command(CLI::App& app) {
       "       --appendonly yes --appendfsync always --dir {data_dir}");
   run->add_option("--fault", o->fault,
                   "sigterm | sigkill | sigkill-after=DURATION | powerloss | powerloss(subset) | "
-                  "powerloss(torn) | powerloss-after=DURATION")
+                  "powerloss(torn) | powerloss-after=DURATION; with --replicas: sigkill@1, "
+                  "sigterm@minority, sigkill-after=200ms@leader, ...")
       ->capture_default_str();
   run->add_option("--plan", o->plan, "crash plan for the daemon's crash points (replaces --fault)");
   run->add_option("--plan-on", o->plan_on,
@@ -273,6 +280,16 @@ std::function<int()> add_run_command(CLI::App& app) {
   run->add_option("--cycles", o->cycles, "fault+restart cycles in one run")
       ->capture_default_str()
       ->check(at_least_one());
+  run->add_option("--replicas", o->replicas,
+                  "start N copies of the target as a group; the fault's @1, @minority, "
+                  "@majority, @all, @leader picks which are hit (docs/replicas.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  run->add_option("--peers-format", o->peers_format,
+                  "one entry of {peers} / {members}, e.g. 'n{replica}=http://{peer_addr}'")
+      ->capture_default_str();
+  run->add_option("--leader", o->leader,
+                  "shell command printing the leader's replica index (for @leader)");
   add_cell_options(run, *o);
   return [o] { return execute(*o); };
 }

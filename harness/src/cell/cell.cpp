@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <charconv>
 #include <variant>
 
 #include "cell_run.hpp"
@@ -14,7 +15,41 @@
 
 namespace crashkit {
 
+namespace {
+
+Result<ReplicaPick> parse_pick(std::string_view fault, std::string_view at) {
+  const std::pair<std::string_view, ReplicaPick::Kind> named[] = {
+      {"all", ReplicaPick::Kind::all},
+      {"minority", ReplicaPick::Kind::minority},
+      {"majority", ReplicaPick::Kind::majority},
+      {"leader", ReplicaPick::Kind::leader}};
+  for (auto [name, kind] : named)
+    if (at == name) return ReplicaPick{.kind = kind, .text = std::string(at)};
+  int index = 0;
+  auto [end, ec] = std::from_chars(at.data(), at.data() + at.size(), index);
+  if (ec == std::errc{} && end == at.data() + at.size() && index >= 0 && index < 1000)
+    return ReplicaPick{.kind = ReplicaPick::Kind::one, .index = index, .text = std::string(at)};
+  return usage_error(fmt::format(
+      "--fault '{}': unknown replicas '@{}'; use @INDEX (from 0), @minority, @majority, @all or "
+      "@leader",
+      printable_text(fault, 60), printable_text(at, 60)));
+}
+
+}  // namespace
+
 Result<Fault> Fault::parse(std::string_view text) {
+  if (auto at = text.find('@'); at != std::string_view::npos) {
+    auto f = parse(text.substr(0, at));
+    if (!f) return f.error();
+    if (f->kind != Kind::sigterm && f->kind != Kind::sigkill && f->kind != Kind::sigkill_after)
+      return usage_error(fmt::format(
+          "--fault '{}': only sigterm, sigkill and sigkill-after=DURATION name replicas (@...)",
+          printable_text(text, 60)));
+    auto pick = parse_pick(text, text.substr(at + 1));
+    if (!pick) return pick.error();
+    f->at = *pick;
+    return f;
+  }
   using powerloss::CrashState;
   const std::pair<std::string_view, Fault> exact[] = {
       {"sigterm", {Kind::sigterm}},
@@ -57,6 +92,10 @@ Result<Fault> Fault::crash(std::string_view plan, bool on_restart) {
 }
 
 std::string Fault::to_string() const {
+  return kind_text() + (at.text.empty() ? "" : "@" + at.text);
+}
+
+std::string Fault::kind_text() const {
   switch (kind) {
     case Kind::crash_plan:
       return (on_restart ? "recovery crash " : "crash ") + plan;
@@ -215,6 +254,37 @@ std::optional<Error> unknown_plan_point(const std::string& plan, const std::stri
   return std::nullopt;
 }
 
+// A group's spec: a sane size, a pick that names replicas it has, the faults groups support.
+std::optional<Error> check_group(const CellSpec& spec) {
+  if (spec.replicas < 1 || spec.replicas > 64)
+    return usage_error(fmt::format("--replicas {}: give 1 to 64", spec.replicas));
+  if (!is_group(spec)) return std::nullopt;
+  const ReplicaPick& at = spec.fault.at;
+  const std::string fault = spec.fault.to_string();
+  if (spec.fault.kind != Fault::Kind::sigterm && spec.fault.kind != Fault::Kind::sigkill &&
+      spec.fault.kind != Fault::Kind::sigkill_after)
+    return usage_error(fmt::format(
+        "--fault {} with --replicas {}: a group takes sigterm, sigkill or sigkill-after=DURATION "
+        "so far (crash plans and power loss per replica are not built yet)",
+        fault, spec.replicas));
+  if (at.kind == ReplicaPick::Kind::one && at.index >= spec.replicas)
+    return usage_error(fmt::format("--fault {}: there are replicas 0 to {}; pick one of them",
+                                   fault, spec.replicas - 1));
+  if (at.kind == ReplicaPick::Kind::minority && spec.replicas < 3)
+    return usage_error(fmt::format(
+        "--fault {}: a minority of {} replica(s) is none (floor((N-1)/2)); use 3 or more", fault,
+        spec.replicas));
+  if (at.kind == ReplicaPick::Kind::leader && !spec.leader)
+    return usage_error(fmt::format(
+        "--fault {}: @leader needs --leader CMD, a command printing the leader's index", fault));
+  if (spec.ready_when && spec.ready_when->starts_with("tcp:") && spec.replicas > 1 &&
+      spec.ready_when->find('{') == std::string::npos)
+    return usage_error(fmt::format(
+        "--ready-when {}: with --replicas every replica needs its own address; use {{addr}}",
+        *spec.ready_when));
+  return std::nullopt;
+}
+
 // The checks of the spec that need nothing created.
 std::optional<Error> check_spec(const CellSpec& spec) {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
@@ -238,7 +308,7 @@ std::optional<Error> check_spec(const CellSpec& spec) {
   }
   if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)
     return usage_error("--cycles applies to signal faults; a crash plan runs one cycle");
-  return std::nullopt;
+  return check_group(spec);
 }
 
 // The run dir, owned by `user` when one is given, which must be able to reach it.
@@ -287,6 +357,7 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
   CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
+                 : is_group(spec)                           ? cell->run_group()
                                                             : cell->run_signal_fault();
   const RunDir& dir = cell->run_dir();
   // Its daemons and commands have all finished: output a full disk kept out of its artifacts

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,16 @@ enum class Arm {
 
 struct PlanRun;  // crash_cell.cpp: what a crash-plan cell carries from phase to phase
 
+// One member of a group (group_cell.cpp): its own run dir (run_dir/replica.I), notify socket,
+// containment (stopping one replica never touches another's processes) and ports.
+struct ReplicaRun {
+  RunDir dir;
+  NotifyReceiver rx;
+  Containment containment;
+  Placeholders::Replica where;
+  std::optional<Daemon> daemon;
+};
+
 // power_cut.cpp: a statically linked target cannot be a power-loss target (usage error).
 std::optional<Error> refuse_static_target(const std::string& exe);
 
@@ -52,6 +63,7 @@ class CellRun {
 
   CellResult run_signal_fault();      // cell.cpp
   CellResult run_crash_plan();        // crash_cell.cpp
+  CellResult run_group();             // group_cell.cpp
   Result<Discovery> run_discovery();  // discovery.cpp
 
   const RunDir& run_dir() const { return run_; }
@@ -60,14 +72,26 @@ class CellRun {
   void say(std::string_view line) const {
     if (log_) log_(line);
   }
+  // The cell's placeholders; in a group, also every replica's ports and dirs, and when a
+  // replica is being handled (replica_), its own {run_dir}, {data_dir}, {port}...
   Placeholders placeholders(int cycle) const {
-    return {run_.root.string(), run_.data.string(), run_.scratch.string(), run_.ledger.string(),
-            cycle};
+    Placeholders p{run_.root.string(), run_.data.string(), run_.scratch.string(),
+                   run_.ledger.string(), cycle};
+    for (const auto& r : replicas_) p.replicas.push_back(r->where);
+    p.peers_format = spec_.peers_format;
+    if (replica_ >= 0) {
+      p.replica = replica_;
+      p.run_dir = replicas_[replica_]->where.run_dir;
+      p.data_dir = replicas_[replica_]->where.data_dir;
+    }
+    return p;
   }
   std::vector<std::string> env(int cycle, const std::vector<std::string>& more = {}) const {
-    std::vector<std::string> extra = placeholders(cycle).apply(spec_.extra_env);
-    extra.push_back("CRASHKIT_RUN_DIR=" + run_.root.string());
-    extra.push_back("CRASHKIT_DATA_DIR=" + run_.data.string());
+    const Placeholders p = placeholders(cycle);
+    std::vector<std::string> extra = p.apply(spec_.extra_env);
+    extra.push_back("CRASHKIT_RUN_DIR=" + p.run_dir);
+    extra.push_back("CRASHKIT_DATA_DIR=" + p.data_dir);
+    if (replica_ >= 0) extra.push_back("CRASHKIT_REPLICA=" + std::to_string(replica_));
     extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
     extra.push_back("CRASHKIT_CYCLE=" + std::to_string(cycle));
     if (user_) {
@@ -152,16 +176,18 @@ class CellRun {
       if (!power) return power.error();
       more.insert(more.end(), power->begin(), power->end());
     }
+    ReplicaRun* member = replica_ >= 0 ? replicas_[replica_].get() : nullptr;
+    const RunDir& dir = member != nullptr ? member->dir : run_;
     Daemon::Options o;
     o.argv = placeholders(cycle).apply(spec_.target);
     o.env = env(cycle, more);
     o.user = user_;
-    o.cwd = run_.root;
-    o.artifact_prefix = run_.artifacts / fmt::format("target.{}.{}", cycle, start_no);
+    o.cwd = dir.root;
+    o.artifact_prefix = dir.artifacts / fmt::format("target.{}.{}", cycle, start_no);
     o.capture_limit = spec_.capture_limit;
     o.deny_io_uring = spec_.fault.loses_power();  // io_uring would bypass the journal shim
-    o.containment = &daemons_;
-    return Daemon::start(o, rx_);
+    o.containment = member != nullptr ? &member->containment : &daemons_;
+    return Daemon::start(o, member != nullptr ? member->rx : rx_);
   }
 
   // --ready-when (ready_when.cpp): the probe instead of READY=1, and the timeout's wording.
@@ -300,7 +326,8 @@ class CellRun {
 
   std::optional<Verdict> prepare() {
     if (!spec_.prepare) return std::nullopt;
-    auto r = run_command(*spec_.prepare, 0, "prepare.log");
+    auto r = run_command(*spec_.prepare, 0,
+                         replica_ < 0 ? "prepare.log" : fmt::format("prepare.r{}.log", replica_));
     if (!r) return Verdict{Outcome::harness_error, r.error().message};
     if (!r->status.success())
       return Verdict{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
@@ -320,6 +347,16 @@ class CellRun {
   Containment daemons_ = Containment::create();
   Containment commands_ = Containment::create();
   std::vector<std::string> notes_;
+  // Groups (group_cell.cpp): the replicas, and the one being started or waited on (-1: none).
+  std::vector<std::unique_ptr<ReplicaRun>> replicas_;
+  int replica_ = -1;
+  std::optional<Verdict> make_replicas();
+  Result<std::vector<int>> pick_replicas(int cycle);
+  std::optional<Verdict> start_replicas(int cycle, int start_no, const std::vector<int>& which,
+                                        CycleResult* cr);
+  std::optional<Verdict> group_fault(int cycle, CycleResult& cr);
+  std::optional<Verdict> hit_replicas(int cycle, CycleResult& cr);
+  std::optional<Verdict> all_alive(int cycle);
 };
 
 }  // namespace crashkit::detail

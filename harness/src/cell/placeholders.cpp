@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
+#include <optional>
 #include <string>
 
 #include "crashkit/crash_protocol.hpp"
@@ -10,6 +12,59 @@
 extern char** environ;
 
 namespace crashkit {
+
+namespace {
+
+std::string address(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
+// One replica's own value for `name` (port, peer_port, addr, peer_addr, run_dir, data_dir).
+std::optional<std::string> replica_value(const Placeholders::Replica& r, std::string_view name) {
+  if (name == "port") return std::to_string(r.port);
+  if (name == "peer_port") return std::to_string(r.peer_port);
+  if (name == "addr") return address(r.port);
+  if (name == "peer_addr") return address(r.peer_port);
+  if (name == "run_dir") return r.run_dir;
+  if (name == "data_dir") return r.data_dir;
+  return std::nullopt;
+}
+
+}  // namespace
+
+// {peers}: the replicas other than this one (all of them in the group's own commands);
+// {members}: all. Each entry is peers_format with that replica's placeholders.
+std::string Placeholders::peer_list(bool others_only) const {
+  std::string out;
+  for (int j = 0; j < static_cast<int>(replicas.size()); ++j) {
+    if (others_only && j == replica) continue;
+    Placeholders entry = *this;
+    entry.replica = j;
+    entry.peers_format.clear();  // an entry never lists peers itself
+    out += (out.empty() ? "" : ",") + entry.apply(peers_format);
+  }
+  return out;
+}
+
+// A group placeholder's value, or nullopt to leave the braces alone.
+std::optional<std::string> Placeholders::group_value(std::string_view name) const {
+  if (replicas.empty()) return std::nullopt;
+  if (name == "peers" && !peers_format.empty()) return peer_list(true);
+  if (name == "members" && !peers_format.empty()) return peer_list(false);
+  if (auto colon = name.find(':'); colon != std::string_view::npos) {
+    std::string_view index = name.substr(colon + 1);
+    int i = -1;
+    auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), i);
+    if (ec != std::errc{} || end != index.data() + index.size() || i < 0 ||
+        i >= static_cast<int>(replicas.size()))
+      return std::nullopt;
+    return replica_value(replicas[i], name.substr(0, colon));
+  }
+  if (replica < 0 || replica >= static_cast<int>(replicas.size())) return std::nullopt;
+  if (name == "replica") return std::to_string(replica);
+  if (name == "run_dir" || name == "data_dir") return std::nullopt;  // the table has them
+  return replica_value(replicas[replica], name);
+}
 
 std::string Placeholders::apply(std::string_view text) const {
   const std::string cycle_text = std::to_string(cycle);
@@ -32,6 +87,16 @@ std::string Placeholders::apply(std::string_view text) const {
           i += name.size();
           replaced = true;
           break;
+        }
+      }
+    }
+    if (!replaced && text[i] == '{') {
+      auto close = text.find('}', i);
+      if (close != std::string_view::npos && close - i < 32) {
+        if (auto v = group_value(text.substr(i + 1, close - i - 1))) {
+          out += *v;
+          i = close + 1;
+          replaced = true;
         }
       }
     }

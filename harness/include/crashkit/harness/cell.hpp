@@ -27,6 +27,16 @@
 
 namespace crashkit {
 
+// Which replicas of a group a fault hits (docs/replicas.md): "@1" one by index, "@minority"
+// floor((N-1)/2) and "@majority" floor(N/2)+1 of them (a seeded choice), "@all", "@leader" (the
+// index the spec's leader command prints). Without "@": all.
+struct ReplicaPick {
+  enum class Kind { all, one, minority, majority, leader };
+  Kind kind = Kind::all;
+  int index = 0;     // Kind::one
+  std::string text;  // as written after '@', empty when none was
+};
+
 struct Fault {
   enum class Kind { sigterm, sigkill, sigkill_after, crash_plan, powerloss, powerloss_after };
   Kind kind = Kind::sigkill;
@@ -34,13 +44,16 @@ struct Fault {
   std::string plan;         // for crash_plan: a CRASHKIT_PLAN (see <crashkit/crash_plan.hpp>)
   bool on_restart = false;  // crash_plan: arm on the restart after a SIGKILL (recovery points)
   powerloss::CrashState crash_state = powerloss::CrashState::drop;  // powerloss*
+  ReplicaPick at;  // sigterm, sigkill, sigkill_after in a group: which replicas
 
   // "sigterm", "sigkill", "sigkill-after=200ms", "powerloss", "powerloss(subset)",
-  // "powerloss(torn)", "powerloss-after=200ms" (docs/power-loss.md).
+  // "powerloss(torn)", "powerloss-after=200ms" (docs/power-loss.md); each signal fault may end
+  // in "@1", "@minority", "@majority", "@all" or "@leader" (docs/replicas.md).
   static Result<Fault> parse(std::string_view text);
   // A crash plan, validated against the grammar.
   static Result<Fault> crash(std::string_view plan, bool on_restart);
-  std::string to_string() const;
+  std::string to_string() const;  // as parse() reads it, "@..." included
+  std::string kind_text() const;  // without the "@..."
   // Power-loss cells: the target runs under the journal shim, and after the SIGKILL whatever
   // it never made durable is undone before the restart. Also a plan with a `powerloss` action.
   bool loses_power() const;
@@ -72,8 +85,19 @@ struct CellSpec {
   // Power-loss cells only.
   powerloss::Model powerloss_model = powerloss::Model::strict;
   std::vector<std::string> powerloss_scope;  // dirs whose files lose power; empty: {data_dir}
-  std::uint64_t seed = 1;                    // powerloss(subset|torn): which writes survive
+  std::uint64_t seed = 1;  // powerloss(subset|torn): which writes survive; @minority: which
+  // A group of replicas (docs/replicas.md): N copies of the target, each with its own run dir,
+  // data dir, notify socket and ports ({replica}, {port}, {peer_port}, {addr:I}, {peers}, ...).
+  // Run as a group when replicas > 1 or the fault names replicas ("sigkill@1").
+  int replicas = 1;
+  std::string peers_format = "{peer_addr}";  // one entry of {peers} / {members}
+  std::optional<std::string> leader;         // prints the leader's index (for @leader)
 };
+
+// Run as a group of replicas (run_cell's group flow)?
+inline bool is_group(const CellSpec& spec) {
+  return spec.replicas > 1 || !spec.fault.at.text.empty();
+}
 
 struct CycleResult {
   int cycle = 0;
@@ -82,6 +106,8 @@ struct CycleResult {
   std::optional<ExitStatus> fault_status;  // how the daemon ended under the fault
   std::optional<Duration> recovery;        // restart -> READY
   std::string powerloss;                   // power-loss cells: what the rollback undid, one line
+  std::vector<int> hit;                    // groups: the replicas the fault hit
+  std::vector<Duration> recoveries;        // groups: restart -> READY of each, in `hit` order
 };
 
 using CrossingCounts = std::map<std::string, std::uint64_t>;

@@ -2,10 +2,16 @@
 // {run_dir}, {ledger}, {cycle}, {scratch}. Unknown braces are left alone, so shell and awk
 // code ("${x}", "{print $1}") passes through untouched.
 //
+// In a group of replicas (docs/replicas.md) also: {replica}, {port}, {peer_port}, {addr},
+// {peer_addr} (this replica's, in its target and hooks), {X:I} for replica I's port, peer_port,
+// addr, peer_addr, run_dir or data_dir (anywhere), {peers} (the other replicas; in workloads
+// and checks: all) and {members} (all), each entry written by `peers_format` and joined by ','.
+//
 //   Placeholders p{.run_dir = "/tmp/r", .data_dir = "/tmp/r/data", .ledger = "...", .cycle = 2};
 //   std::string s = p.apply("--dir {data_dir}");  // "--dir /tmp/r/data"
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +25,20 @@ struct Placeholders {
   std::string ledger;
   int cycle = 0;
 
+  struct Replica {
+    int port = 0, peer_port = 0;  // loopback ports, fixed for the whole run
+    std::string run_dir, data_dir;
+  };
+  std::vector<Replica> replicas;  // empty: not a group
+  int replica = -1;               // whose text this is; -1: the group's (workload, checks)
+  std::string peers_format = "{peer_addr}";
+
   std::string apply(std::string_view text) const;
   std::vector<std::string> apply(const std::vector<std::string>& texts) const;
+
+ private:
+  std::optional<std::string> group_value(std::string_view name) const;
+  std::string peer_list(bool others_only) const;
 };
 
 // The environment children get: the harness's own, minus variables that would confuse a

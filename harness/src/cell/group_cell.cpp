@@ -1,0 +1,242 @@
+// The group cell (docs/replicas.md): N replicas of the target, each with its own run dir
+// (run_dir/replica.I), notify socket, containment and loopback ports. All start, then each is
+// awaited (a cluster member may get ready only once a quorum is up); the workload and checks run
+// against the group; a fault hits the replicas its "@..." picks, which restart together.
+// Phases: make_replicas, start_replicas, group_fault (workload, hit_replicas), offline checks,
+// restart the hit replicas, online checks, all_alive; repeat per cycle; clean stop of all.
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <numeric>
+#include <random>
+
+#include "cell_run.hpp"
+
+namespace crashkit::detail {
+namespace {
+
+// Loopback ports free at the time of asking. All are bound at once, so none repeats, then
+// closed for the daemons to bind; another process could take one in between (docs/replicas.md).
+Result<std::vector<int>> free_ports(int n) {
+  std::vector<int> fds, ports;
+  auto close_all = [&] {
+    for (int fd : fds) close(fd);
+  };
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+      int err = errno;
+      if (fd >= 0) close(fd);
+      close_all();
+      return harness_error(fmt::format("no free loopback port for a replica: {}", strerror(err)));
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(sa.sin_port));
+  }
+  close_all();
+  return ports;
+}
+
+}  // namespace
+
+std::optional<Verdict> CellRun::make_replicas() {
+  auto ports = free_ports(2 * spec_.replicas);
+  if (!ports) return Verdict{Outcome::harness_error, ports.error().message};
+  std::optional<std::pair<uid_t, gid_t>> owner;
+  if (user_) owner = std::make_pair(user_->uid, user_->gid);
+  for (int i = 0; i < spec_.replicas; ++i) {
+    auto dir = RunDir::create(run_.root / fmt::format("replica.{}", i), owner);
+    if (!dir) return Verdict{Outcome::harness_error, dir.error().message};
+    auto rx = NotifyReceiver::bind(dir->notify_socket.string(), spec_.notify_access,
+                                   user_ ? std::optional<uid_t>(user_->uid) : std::nullopt);
+    if (!rx) return Verdict{Outcome::harness_error, rx.error().message};
+    Placeholders::Replica where{(*ports)[2 * i], (*ports)[2 * i + 1], dir->root.string(),
+                                dir->data.string()};
+    replicas_.push_back(std::unique_ptr<ReplicaRun>(new ReplicaRun{
+        std::move(*dir), std::move(*rx), Containment::create(), std::move(where), std::nullopt}));
+  }
+  return std::nullopt;
+}
+
+// The replicas the fault hits this cycle. @minority and @majority are a choice seeded by the
+// cell's seed and the cycle (in the repro line); @leader asks the spec's leader command.
+Result<std::vector<int>> CellRun::pick_replicas(int cycle) {
+  const int n = spec_.replicas;
+  std::vector<int> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  const ReplicaPick& at = spec_.fault.at;
+  switch (at.kind) {
+    case ReplicaPick::Kind::all:
+      return all;
+    case ReplicaPick::Kind::one:
+      return std::vector<int>{at.index};
+    case ReplicaPick::Kind::minority:
+    case ReplicaPick::Kind::majority: {
+      std::mt19937_64 rng(spec_.seed * 1000003u + static_cast<std::uint64_t>(cycle));
+      std::shuffle(all.begin(), all.end(), rng);
+      all.resize(at.kind == ReplicaPick::Kind::minority ? (n - 1) / 2 : n / 2 + 1);
+      std::sort(all.begin(), all.end());
+      return all;
+    }
+    case ReplicaPick::Kind::leader:
+      break;
+  }
+  auto r = run_command(*spec_.leader, cycle, fmt::format("leader.{}.log", cycle));
+  if (!r) return r.error();
+  std::string_view out = r->output_tail;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.remove_suffix(1);
+  out = out.substr(out.rfind('\n') == std::string_view::npos ? 0 : out.rfind('\n') + 1);
+  int index = -1;
+  auto [end, ec] = std::from_chars(out.data(), out.data() + out.size(), index);
+  if (!r->status.success() || ec != std::errc{} || end != out.data() + out.size() || index < 0 ||
+      index >= n)
+    return harness_error(fmt::format(
+        "cycle {}: --leader {} must print the leader's index, 0 to {}; it {} (last line '{}')",
+        cycle, shell_quote(placeholders(cycle).apply(*spec_.leader)), n - 1, r->describe(),
+        printable_text(out, 60)));
+  return std::vector<int>{index};
+}
+
+// Starts each of `which`, then waits for each to get ready: a member of a cluster may report
+// READY only once enough of the others are up. `cr`: record each restart's recovery time.
+std::optional<Verdict> CellRun::start_replicas(int cycle, int start_no,
+                                               const std::vector<int>& which, CycleResult* cr) {
+  struct Reset {
+    int& r;
+    ~Reset() { r = -1; }
+  } reset{replica_};
+  for (int i : which) {
+    replica_ = i;
+    auto d = start(cycle, start_no);
+    if (!d) return Verdict{Outcome::harness_error, d.error().message};
+    replicas_[i]->daemon.emplace(std::move(*d));
+  }
+  for (int i : which) {
+    replica_ = i;
+    Duration elapsed{};
+    if (auto why = await_ready(*replicas_[i]->daemon, &elapsed))
+      return did_not_get_ready(fmt::format("{}replica {}: {}",
+                                           cr != nullptr
+                                               ? fmt::format("cycle {}: after restart: ", cycle)
+                                               : std::string("before any fault: "),
+                                           i, *why));
+    if (cr != nullptr) cr->recoveries.push_back(elapsed);
+    say(fmt::format("replica {}: {} after {} (pid {})", i, cr != nullptr ? "recovered" : "ready",
+                    format_duration(elapsed), replicas_[i]->daemon->main_pid()));
+  }
+  return std::nullopt;
+}
+
+// A replica that died without being hit is a finding, named.
+std::optional<Verdict> CellRun::all_alive(int cycle) {
+  for (std::size_t i = 0; i < replicas_.size(); ++i) {
+    auto& d = replicas_[i]->daemon;
+    if (d && !d->alive())
+      return Verdict{
+          Outcome::unexpected_exit,
+          fmt::format("cycle {}: replica {} died without a fault: {}", cycle, i, how_it_ended(*d))};
+  }
+  return std::nullopt;
+}
+
+// The workload, then the fault on the picked replicas (during the workload for sigkill-after).
+std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
+  std::optional<ShellProcess> workload;
+  const std::string log_name = fmt::format("workload.{}.log", cycle);
+  if (spec_.workload) {
+    auto w = ShellProcess::start(shell(*spec_.workload, cycle, log_name));
+    if (!w) return Verdict{Outcome::harness_error, w.error().message};
+    workload.emplace(std::move(*w));
+  }
+  if (spec_.fault.kind == Fault::Kind::sigkill_after) {
+    std::vector<int> watch;
+    for (auto& r : replicas_) watch.push_back(r->daemon->main_pidfd());
+    rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
+    if (auto v = all_alive(cycle)) return v;
+    auto v = hit_replicas(cycle, cr);
+    if (workload) note_left_behind(workload->finish(), log_name);  // may fail: replicas died
+    return v;
+  }
+  if (workload) {
+    ShellResult wr = workload->finish();
+    note_left_behind(wr, log_name);
+    if (auto v = all_alive(cycle)) return v;
+    if (!wr.status.success())
+      return Verdict{cycle == 0 ? Outcome::harness_error : Outcome::violation,
+                     fmt::format("cycle {}: workload {}", cycle, wr.describe())};
+  }
+  if (auto v = all_alive(cycle)) return v;
+  return hit_replicas(cycle, cr);
+}
+
+// SIGKILL, or the clean stop judged as systemd would, of each picked replica.
+std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr) {
+  auto which = pick_replicas(cycle);
+  if (!which) return Verdict{Outcome::harness_error, which.error().message};
+  cr.hit = *which;
+  std::string how;
+  for (int i : cr.hit) {
+    Daemon& d = *replicas_[i]->daemon;
+    if (spec_.fault.kind != Fault::Kind::sigterm) {
+      cr.fault_status = d.kill().status;
+    } else {
+      auto stop = stop_clean(d, cycle);
+      cr.fault_status = stop.status;
+      if (stop.escalated || (stop.status && !spec_.clean_stop.clean(*stop.status)))
+        return Verdict{Outcome::unexpected_exit,
+                       fmt::format("cycle {}: replica {}: on {} the daemon {} (a clean stop is "
+                                   "{} within --stop-timeout)",
+                                   cycle, i, signal_name(spec_.clean_stop.signal),
+                                   stop.escalated ? "ignored it (escalated to SIGKILL)"
+                                                  : status_text(stop.status),
+                                   spec_.clean_stop.describe_clean())};
+    }
+    how += fmt::format("{}replica {} {}", how.empty() ? "" : "; ", i, status_text(cr.fault_status));
+  }
+  say(fmt::format("cycle {}: {} -> {}", cycle, spec_.fault.to_string(), how));
+  return std::nullopt;
+}
+
+CellResult CellRun::run_group() {
+  CellResult result;
+  result.run_dir = run_.root;
+  if (auto v = make_replicas()) return finish(result, v->outcome, v->reason);
+  std::vector<int> everyone(replicas_.size());
+  std::iota(everyone.begin(), everyone.end(), 0);
+  for (int i : everyone) {
+    replica_ = i;
+    auto v = prepare();
+    replica_ = -1;
+    if (v) return finish(result, v->outcome, fmt::format("replica {}: {}", i, v->reason));
+  }
+  if (auto v = start_replicas(0, 0, everyone, nullptr))
+    return finish(result, v->outcome, v->reason);
+  for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
+    CycleResult cr;
+    cr.cycle = cycle;
+    if (auto v = group_fault(cycle, cr)) return end_on(result, cr, *v);
+    for (int i : cr.hit) replicas_[i]->daemon.reset();
+    if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
+    if (auto v = start_replicas(cycle + 1, 1, cr.hit, &cr)) return end_on(result, cr, *v);
+    if (!cr.recoveries.empty())
+      cr.recovery = *std::max_element(cr.recoveries.begin(), cr.recoveries.end());
+    if (auto v = run_checks(spec_.check_online, cycle, "online")) return end_on(result, cr, *v);
+    if (auto v = all_alive(cycle)) return end_on(result, cr, *v);
+    result.cycles.push_back(cr);
+  }
+  for (auto& r : replicas_) stop_clean(*r->daemon, spec_.cycles);
+  return finish(result, Outcome::pass,
+                fmt::format("{} cycle(s) of {} on {} replicas recovered and every check held",
+                            spec_.cycles, spec_.fault.to_string(), spec_.replicas));
+}
+
+}  // namespace crashkit::detail
