@@ -159,6 +159,50 @@ TEST(Replicas, AStoreOnEveryReplicaSurvivesOneLossAndIsCaughtLosingAll) {
   EXPECT_TRUE(test::no_children_left());
 }
 
+// The same store as a matrix spec: replicas:, picks in faults:, the cell ids, and a finding's
+// repro line that reruns the group.
+TEST(Replicas, MatrixSpecRunsGroupCells) {
+  const fs::path dir = fs::temp_directory_path() / ("ck-replicas-m-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  auto spec = [&](const std::string& name, const std::string& faults) {
+    std::ofstream(dir / name)
+        << "target: [/bin/sh, -c, \"exec sleep 1000\"]\n"
+           "replicas: 3\n"
+           "ready_when: \"cmd:true\"\n"
+           "before_start: \"rm -f {data_dir}/c*\"\n"
+           "workload: {put: \"for d in {data_dir:0} {data_dir:1} {data_dir:2}; do printf %s "
+           "{value} > $d/{key}; done\", count: 5}\n"
+           "check_online: [{verify: {get: \"for d in {data_dir:0} {data_dir:1} {data_dir:2}; do "
+           "test -e $d/{key} && exec cat $d/{key}; done; :\"}}]\n"
+           "faults: "
+        << faults << "\n";
+    return (dir / name).string();
+  };
+  auto ok = test::run_cli({kCli, "matrix",
+                           spec("ok.yaml",
+                                "[sigkill@1, sigterm@minority, {sigkill: {after: [20ms], "
+                                "at: majority}}]")});
+  EXPECT_EQ(ok.code(), 0) << ok.output;
+  for (const char* id : {"sigkill_at_1", "sigterm_at_minority", "sigkill_after_20ms_at_majority"})
+    EXPECT_NE(ok.output.find(id), std::string::npos) << id << "\n" << ok.output;
+  auto lost = test::run_cli({kCli, "matrix", spec("lost.yaml", "[sigkill@all]")});
+  EXPECT_EQ(lost.code(), 1) << lost.output;
+  EXPECT_NE(lost.output.find("lost 5 of 5 acked"), std::string::npos) << lost.output;
+  EXPECT_NE(lost.output.find("repro: crashkit run --fault sigkill@all --replicas 3"),
+            std::string::npos)
+      << lost.output;
+  for (auto [faults, message] :
+       {std::pair{"[sigkill@3]", "lost.yaml:7: --fault sigkill@3: there are replicas 0 to 2"},
+        std::pair{"[powerloss]",
+                  "lost.yaml:7: with replicas: a group takes sigterm and sigkill"}}) {
+    auto bad = test::run_cli({kCli, "matrix", spec("lost.yaml", faults)});
+    EXPECT_EQ(bad.code(), 2) << bad.output;
+    EXPECT_NE(bad.output.find(message), std::string::npos) << bad.output;
+  }
+  fs::remove_all(dir);
+  EXPECT_TRUE(test::no_children_left());
+}
+
 TEST(Replicas, BadGroupsAreUsageErrors) {
   struct Case {
     std::vector<std::string> flags;

@@ -254,8 +254,9 @@ std::optional<Error> unknown_plan_point(const std::string& plan, const std::stri
   return std::nullopt;
 }
 
-// A group's spec: a sane size, a pick that names replicas it has, the faults groups support.
-std::optional<Error> check_group(const CellSpec& spec) {
+}  // namespace
+
+std::optional<Error> group_error(const CellSpec& spec) {
   if (spec.replicas < 1 || spec.replicas > 64)
     return usage_error(fmt::format("--replicas {}: give 1 to 64", spec.replicas));
   if (!is_group(spec)) return std::nullopt;
@@ -285,6 +286,8 @@ std::optional<Error> check_group(const CellSpec& spec) {
   return std::nullopt;
 }
 
+namespace {
+
 // The checks of the spec that need nothing created.
 std::optional<Error> check_spec(const CellSpec& spec) {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
@@ -308,7 +311,7 @@ std::optional<Error> check_spec(const CellSpec& spec) {
   }
   if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)
     return usage_error("--cycles applies to signal faults; a crash plan runs one cycle");
-  return check_group(spec);
+  return group_error(spec);
 }
 
 // The run dir, owned by `user` when one is given, which must be able to reach it.

@@ -60,6 +60,14 @@ std::string repro_command(const CellSpec& s) {
     opt("--fault", s.fault.to_string());
     if (s.cycles != 1) opt("--cycles", std::to_string(s.cycles));
   }
+  if (is_group(s)) {
+    opt("--replicas", std::to_string(s.replicas));
+    if (s.peers_format != "{peer_addr}") opt("--peers-format", s.peers_format);
+    if (s.leader) opt("--leader", *s.leader);
+    const auto pick = s.fault.at.kind;
+    if (pick == ReplicaPick::Kind::minority || pick == ReplicaPick::Kind::majority)
+      opt("--seed", std::to_string(s.seed));
+  }
   if (s.fault.loses_power()) {
     if (s.powerloss_model == powerloss::Model::ext4) opt("--powerloss-model", "ext4");
     for (const auto& d : s.powerloss_scope) opt("--powerloss-scope", d);
@@ -167,14 +175,20 @@ class CellLister {
       add(id, fault);
       return;
     }
+    // "sigkill@minority" is the cell "sigkill_at_minority".
+    const std::string at = f.at.text.empty() ? "" : "_at_" + f.at.text;
+    auto picked = [&](Fault fault) {
+      fault.at = f.at;
+      return fault;
+    };
     if (f.kind == MatrixFault::Kind::sigterm) {
-      add("sigterm", *Fault::parse("sigterm"));
+      add("sigterm" + at, picked(*Fault::parse("sigterm")));
       return;
     }
-    if (f.after.empty()) add("sigkill", *Fault::parse("sigkill"));
+    if (f.after.empty()) add("sigkill" + at, picked(*Fault::parse("sigkill")));
     for (auto d : f.after)
-      add("sigkill_after_" + slug(format_duration(d)),
-          Fault{Fault::Kind::sigkill_after, d, {}, false});
+      add("sigkill_after_" + slug(format_duration(d)) + at,
+          picked(Fault{Fault::Kind::sigkill_after, d, {}, false}));
   }
 
   // One cell per point x phase x crossing.

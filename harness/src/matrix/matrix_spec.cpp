@@ -140,6 +140,14 @@ class SpecReader {
     MatrixFault f;
     if (n.IsScalar()) {
       auto s = n.as<std::string>();
+      if (auto at = s.find('@'); at != std::string::npos) {
+        auto parsed = Fault::parse(s);
+        if (!parsed) fail(n, parsed.error().message);
+        if (parsed->kind == Fault::Kind::sigkill_after)
+          fail(n, "in a spec, sigkill during the workload is sigkill: {after: [...], at: ...}");
+        f.at = parsed->at;
+        s = s.substr(0, at);
+      }
       if (s == "sigterm") {
         f.kind = MatrixFault::Kind::sigterm;
       } else if (s == "sigkill") {
@@ -171,7 +179,12 @@ class SpecReader {
   MatrixFault sigkill_fault(const YAML::Node& body) const {
     MatrixFault f;
     f.kind = MatrixFault::Kind::sigkill;
-    known_keys(body, {"after"});
+    known_keys(body, {"after", "at"});
+    if (body["at"]) {
+      auto parsed = Fault::parse("sigkill@" + scalar(body["at"], "at"));
+      if (!parsed) fail(body["at"], parsed.error().message);
+      f.at = parsed->at;
+    }
     if (body["after"]) {
       const YAML::Node after = body["after"];
       if (after.IsSequence())
@@ -240,10 +253,28 @@ class SpecReader {
   }
 
   MatrixSpec read(const YAML::Node& root) const {
-    known_keys(root, {"target", "ready_timeout", "stop_timeout", "stop_signal",
-                      "success_exit_status", "command_timeout", "notify_access", "ready_when",
-                      "prepare", "before_start", "workload", "check_offline", "check_online", "env",
-                      "user", "unit", "faults", "powerloss_model", "powerloss_scope"});
+    known_keys(root, {"target",
+                      "ready_timeout",
+                      "stop_timeout",
+                      "stop_signal",
+                      "success_exit_status",
+                      "command_timeout",
+                      "notify_access",
+                      "ready_when",
+                      "prepare",
+                      "before_start",
+                      "workload",
+                      "check_offline",
+                      "check_online",
+                      "env",
+                      "user",
+                      "unit",
+                      "faults",
+                      "powerloss_model",
+                      "powerloss_scope",
+                      "replicas",
+                      "peers_format",
+                      "leader"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -308,9 +339,28 @@ class SpecReader {
         m.base.extra_env.push_back(kv.first.as<std::string>() + "=" + scalar(kv.second, "env"));
     }
     if (root["unit"]) m.notes = unit(root, m.base);
+    if (root["replicas"]) m.base.replicas = whole(root["replicas"], "replicas", 1, 64);
+    if (root["peers_format"]) m.base.peers_format = scalar(root["peers_format"], "peers_format");
+    if (root["leader"]) m.base.leader = command(root["leader"], "leader");
     if (!root["faults"] || !root["faults"].IsSequence() || root["faults"].size() == 0)
       fail(root, "missing 'faults' (a list: sigterm, sigkill, crash_points: {...})");
-    for (const auto& f : root["faults"]) m.faults.push_back(fault(f));
+    for (const auto& f : root["faults"]) {
+      m.faults.push_back(fault(f));
+      CellSpec probe = m.base;  // a group's pick must name replicas it has
+      probe.fault.kind = m.faults.back().kind == MatrixFault::Kind::sigterm ? Fault::Kind::sigterm
+                                                                            : Fault::Kind::sigkill;
+      probe.fault.at = m.faults.back().at;
+      if (m.faults.back().kind == MatrixFault::Kind::sigterm ||
+          m.faults.back().kind == MatrixFault::Kind::sigkill)
+        if (auto e = group_error(probe)) fail(f, e->message);
+    }
+    if (m.base.replicas > 1)
+      for (std::size_t i = 0; i < m.faults.size(); ++i)
+        if (m.faults[i].kind != MatrixFault::Kind::sigterm &&
+            m.faults[i].kind != MatrixFault::Kind::sigkill)
+          fail(root["faults"][i],
+               "with replicas: a group takes sigterm and sigkill faults so far (crash points and "
+               "power loss per replica are not built yet)");
     return m;
   }
 

@@ -99,6 +99,10 @@ inline bool is_group(const CellSpec& spec) {
   return spec.replicas > 1 || !spec.fault.at.text.empty();
 }
 
+// What is wrong with a group's spec (a size out of 1..64, a pick naming replicas it lacks, a
+// fault groups do not take yet), as a usage error; nullopt when nothing is.
+std::optional<Error> group_error(const CellSpec& spec);
+
 struct CycleResult {
   int cycle = 0;
   Outcome outcome = Outcome::pass;
