@@ -24,6 +24,7 @@ struct MatrixOptions {
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   std::string seed;
   std::string shard;
+  std::vector<std::string> cells;
   std::string junit;
   std::string json;
   std::string html;
@@ -83,6 +84,7 @@ std::optional<int> read_expand_options(const MatrixOptions& o, ExpandOptions& ex
   } else {
     return usage(fmt::format("--seed '{}': a whole number", o.seed));
   }
+  ex.only = o.cells;
   return std::nullopt;
 }
 
@@ -274,6 +276,7 @@ std::function<int()> add_matrix_command(CLI::App& app) {
       ->check(at_least_one());
   cmd->add_option("--seed", o->seed, "seed for sampled crossings (default: random, printed)");
   cmd->add_option("--shard", o->shard, "run shard I of N (I/N)");
+  cmd->add_option("--cell", o->cells, "run only this cell id (repeatable; ids as in the report)");
   cmd->add_option("--junit", o->junit, "write JUnit XML here");
   cmd->add_option("--json", o->json, "write JSON here");
   cmd->add_option("--html", o->html, "write a self-contained HTML report here");

@@ -74,8 +74,8 @@ TEST_P(CrashMatrix, cell) {
   const MatrixCase& c = GetParam();
   if (!c.cell) FAIL() << c.error;
   const CellSpec& spec = c.cell->spec;
-  const std::string repro = repro_command(spec);
-  RecordProperty("fault", spec.fault.to_string());
+  const std::string repro = c.cell->repro.empty() ? repro_command(spec) : c.cell->repro;
+  RecordProperty("fault", spec.steps.empty() ? spec.fault.to_string() : "scenario");
   RecordProperty("repro", repro);
   auto res = run_cell(spec);
   if (!res) FAIL() << "harness error: " << res.error().message << "\n  repro: " << repro;

@@ -260,6 +260,26 @@ std::optional<Error> group_error(const CellSpec& spec) {
   if (spec.replicas < 1 || spec.replicas > 64)
     return usage_error(fmt::format("--replicas {}: give 1 to 64", spec.replicas));
   if (!is_group(spec)) return std::nullopt;
+  for (const auto& step : spec.steps) {
+    if (step.kind == ScenarioStep::Kind::fault) {
+      if (step.fault.kind != Fault::Kind::sigterm && step.fault.kind != Fault::Kind::sigkill)
+        return usage_error(
+            fmt::format("step '{}': a scenario's fault is sigterm@PICK or "
+                        "sigkill@PICK",
+                        step.text));
+      CellSpec one = spec;
+      one.steps.clear();
+      one.fault = step.fault;
+      if (auto e = group_error(one)) return e;
+    }
+    if (step.kind == ScenarioStep::Kind::restart && step.replicas != "all" &&
+        (step.replicas.size() > 3 || std::stoi(step.replicas) >= spec.replicas))
+      return usage_error(
+          fmt::format("step '{}': there are replicas 0 to {}", step.text, spec.replicas - 1));
+    if (step.kind == ScenarioStep::Kind::workload && !spec.workload)
+      return usage_error(fmt::format("step '{}': there is no workload to run", step.text));
+  }
+  if (!spec.steps.empty()) return std::nullopt;  // the steps' faults, not spec.fault
   const ReplicaPick& at = spec.fault.at;
   const std::string fault = spec.fault.to_string();
   if (spec.fault.kind != Fault::Kind::sigterm && spec.fault.kind != Fault::Kind::sigkill &&
@@ -360,6 +380,7 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
   CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
+                 : !spec.steps.empty()                      ? cell->run_scenario()
                  : is_group(spec)                           ? cell->run_group()
                                                             : cell->run_signal_fault();
   const RunDir& dir = cell->run_dir();

@@ -64,6 +64,7 @@ class CellRun {
   CellResult run_signal_fault();      // cell.cpp
   CellResult run_crash_plan();        // crash_cell.cpp
   CellResult run_group();             // group_cell.cpp
+  CellResult run_scenario();          // scenario_cell.cpp
   Result<Discovery> run_discovery();  // discovery.cpp
 
   const RunDir& run_dir() const { return run_; }
@@ -351,11 +352,20 @@ class CellRun {
   std::vector<std::unique_ptr<ReplicaRun>> replicas_;
   int replica_ = -1;
   std::optional<Verdict> make_replicas();
-  Result<std::vector<int>> pick_replicas(int cycle);
+  Result<std::vector<int>> pick_replicas(int cycle, const ReplicaPick& at);
   std::optional<Verdict> start_replicas(int cycle, int start_no, const std::vector<int>& which,
                                         CycleResult* cr);
   std::optional<Verdict> group_fault(int cycle, CycleResult& cr);
-  std::optional<Verdict> hit_replicas(int cycle, CycleResult& cr);
+  std::optional<Verdict> hit_replicas(int cycle, CycleResult& cr, const Fault& fault);
+  // Scenarios (scenario_cell.cpp): the steps in order, each logged to artifacts/steps.log.
+  std::optional<Verdict> run_step(int at, const ScenarioStep& step, CellResult& result);
+  std::optional<Verdict> step_start(int at);
+  std::optional<Verdict> step_wait_ready(int at, CellResult& result);
+  std::optional<Verdict> step_restart(int at, const ScenarioStep& step, CellResult& result);
+  std::optional<Verdict> step_fault(int at, const ScenarioStep& step);
+  std::vector<int> awaiting_;  // started by a `start` step, not yet awaited
+  std::vector<int> down_replicas() const;
+  void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
 };
 

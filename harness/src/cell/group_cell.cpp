@@ -69,11 +69,10 @@ std::optional<Verdict> CellRun::make_replicas() {
 
 // The replicas the fault hits this cycle. @minority and @majority are a choice seeded by the
 // cell's seed and the cycle (in the repro line); @leader asks the spec's leader command.
-Result<std::vector<int>> CellRun::pick_replicas(int cycle) {
+Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at) {
   const int n = spec_.replicas;
   std::vector<int> all(n);
   std::iota(all.begin(), all.end(), 0);
-  const ReplicaPick& at = spec_.fault.at;
   switch (at.kind) {
     case ReplicaPick::Kind::all:
       return all;
@@ -162,7 +161,7 @@ std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
     for (auto& r : replicas_) watch.push_back(r->daemon->main_pidfd());
     rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
     if (auto v = all_alive(cycle)) return v;
-    auto v = hit_replicas(cycle, cr);
+    auto v = hit_replicas(cycle, cr, spec_.fault);
     if (workload) note_left_behind(workload->finish(), log_name);  // may fail: replicas died
     return v;
   }
@@ -175,18 +174,18 @@ std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
                      fmt::format("cycle {}: workload {}", cycle, wr.describe())};
   }
   if (auto v = all_alive(cycle)) return v;
-  return hit_replicas(cycle, cr);
+  return hit_replicas(cycle, cr, spec_.fault);
 }
 
 // SIGKILL, or the clean stop judged as systemd would, of each picked replica.
-std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr) {
-  auto which = pick_replicas(cycle);
+std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr, const Fault& fault) {
+  auto which = pick_replicas(cycle, fault.at);
   if (!which) return Verdict{Outcome::harness_error, which.error().message};
   cr.hit = *which;
   std::string how;
   for (int i : cr.hit) {
     Daemon& d = *replicas_[i]->daemon;
-    if (spec_.fault.kind != Fault::Kind::sigterm) {
+    if (fault.kind != Fault::Kind::sigterm) {
       cr.fault_status = d.kill().status;
     } else {
       auto stop = stop_clean(d, cycle);
@@ -202,7 +201,7 @@ std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr) {
     }
     how += fmt::format("{}replica {} {}", how.empty() ? "" : "; ", i, status_text(cr.fault_status));
   }
-  say(fmt::format("cycle {}: {} -> {}", cycle, spec_.fault.to_string(), how));
+  say(fmt::format("cycle {}: {} -> {}", cycle, fault.to_string(), how));
   return std::nullopt;
 }
 

@@ -264,6 +264,23 @@ std::vector<MatrixCell> shard_of(std::vector<MatrixCell> cells, std::size_t inde
   return mine;
 }
 
+// --cell: only the named cells; a name that is not a cell is a usage error listing them.
+std::optional<Error> keep_only(std::vector<MatrixCell>& cells,
+                               const std::vector<std::string>& ids) {
+  if (ids.empty()) return std::nullopt;
+  for (const auto& id : ids)
+    if (std::none_of(cells.begin(), cells.end(), [&](const MatrixCell& c) { return c.id == id; })) {
+      std::string known;
+      for (const auto& c : cells) known += (known.empty() ? "" : ", ") + c.id;
+      return usage_error(
+          fmt::format("--cell {}: no such cell; the spec has: {}", printable_text(id, 80), known));
+    }
+  std::erase_if(cells, [&](const MatrixCell& c) {
+    return std::find(ids.begin(), ids.end(), c.id) == ids.end();
+  });
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o) {
@@ -277,6 +294,15 @@ Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o)
   for (const auto& f : spec.faults)
     if (auto s = lister.add_fault(f); !s) return s.error();
   plan.cells = lister.take();
+  for (const auto& sc : spec.scenarios) {
+    MatrixCell cell{"scenario_" + slug(sc.name), spec.base, {}, 0, {}};
+    cell.spec.steps = sc.steps;
+    cell.spec.seed = o.seed;
+    cell.repro = fmt::format("crashkit matrix {} --cell {} --seed {}",
+                             shell_quote(spec.file.string()), cell.id, o.seed);
+    plan.cells.push_back(std::move(cell));
+  }
+  if (auto e = keep_only(plan.cells, o.only)) return *e;
   plan.total_before_shard = plan.cells.size();
   plan.cells = shard_of(std::move(plan.cells), o.shard_index, o.shard_count);
   return plan;
@@ -295,7 +321,7 @@ std::vector<MatrixResult> run_matrix(const std::vector<MatrixCell>& cells,
       auto t0 = Clock::now();
       MatrixResult& r = results[i];
       r.cell = cells[i];
-      r.repro = repro_command(cells[i].spec);
+      r.repro = cells[i].repro.empty() ? repro_command(cells[i].spec) : cells[i].repro;
       auto res = run_cell(cells[i].spec);
       if (res) {
         r.result = std::move(*res);

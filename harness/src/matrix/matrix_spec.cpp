@@ -274,7 +274,8 @@ class SpecReader {
                       "powerloss_scope",
                       "replicas",
                       "peers_format",
-                      "leader"});
+                      "leader",
+                      "scenarios"});
     MatrixSpec m;
     m.file = file_;
     if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -342,6 +343,8 @@ class SpecReader {
     if (root["replicas"]) m.base.replicas = whole(root["replicas"], "replicas", 1, 64);
     if (root["peers_format"]) m.base.peers_format = scalar(root["peers_format"], "peers_format");
     if (root["leader"]) m.base.leader = command(root["leader"], "leader");
+    if (root["scenarios"]) m.scenarios = scenarios(root["scenarios"], m.base);
+    if (!root["faults"] && !m.scenarios.empty()) return m;
     if (!root["faults"] || !root["faults"].IsSequence() || root["faults"].size() == 0)
       fail(root, "missing 'faults' (a list: sigterm, sigkill, crash_points: {...})");
     for (const auto& f : root["faults"]) {
@@ -381,6 +384,66 @@ class SpecReader {
     if (!notes) fail(n, notes.error().message);
     for (auto& note : *notes) note = "unit " + u->file.string() + ": " + note;
     return *notes;
+  }
+
+  // scenarios: [{name: NAME, steps: [start, wait_ready, workload, {fault: sigkill@1},
+  // {restart: 1 | all}, check, {sleep: 200ms}]}], each checked against the group.
+  std::vector<MatrixScenario> scenarios(const YAML::Node& n, const CellSpec& base) const {
+    if (!n.IsSequence() || n.size() == 0) fail(n, "scenarios must be a list of {name, steps}");
+    std::vector<MatrixScenario> out;
+    for (const auto& sc : n) {
+      known_keys(sc, {"name", "steps"});
+      if (!sc["name"] || !sc["steps"] || !sc["steps"].IsSequence())
+        fail(sc, "a scenario needs name: and steps: [...]");
+      MatrixScenario m{scalar(sc["name"], "name"), {}};
+      for (const auto& st : sc["steps"]) m.steps.push_back(step(st, base));
+      CellSpec probe = base;
+      probe.steps = m.steps;
+      if (auto e = group_error(probe)) fail(sc, e->message);
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  ScenarioStep step(const YAML::Node& n, const CellSpec& base) const {
+    using Kind = ScenarioStep::Kind;
+    ScenarioStep s;
+    if (n.IsScalar()) {
+      s.text = n.as<std::string>();
+      const std::pair<const char*, Kind> words[] = {{"start", Kind::start},
+                                                    {"wait_ready", Kind::wait_ready},
+                                                    {"workload", Kind::workload},
+                                                    {"check", Kind::check}};
+      for (auto [word, kind] : words)
+        if (s.text == word) s.kind = kind;
+      if (s.text != "start" && s.kind == Kind::start)
+        fail(n, fmt::format("unknown step '{}' (start, wait_ready, workload, check, {{fault: "
+                            "...}}, {{restart: N|all}}, {{sleep: DURATION}})",
+                            printable_text(s.text, 60)));
+      if (s.kind == Kind::workload && !base.workload) fail(n, "a workload step needs workload:");
+      return s;
+    }
+    if (!n.IsMap() || n.size() != 1) fail(n, "a step is a word or a one-key mapping");
+    const auto key = n.begin()->first.as<std::string>();
+    const std::string value = scalar(n.begin()->second, key.c_str());
+    s.text = key + ": " + value;
+    if (key == "fault") {
+      auto f = Fault::parse(value);
+      if (!f) fail(n, f.error().message);
+      s.kind = Kind::fault;
+      s.fault = *f;
+    } else if (key == "restart") {
+      s.kind = Kind::restart;
+      s.replicas = value;
+      if (value != "all" && value.find_first_not_of("0123456789") != std::string::npos)
+        fail(n, "restart: takes a replica index or all");
+    } else if (key == "sleep") {
+      s.kind = Kind::sleep;
+      s.pause = duration(n.begin()->second, "sleep");
+    } else {
+      fail(n, fmt::format("unknown step '{}'", printable_text(key, 60)));
+    }
+    return s;
   }
 
   // A file named by the spec: relative to the spec's directory.

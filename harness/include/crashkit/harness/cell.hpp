@@ -59,6 +59,17 @@ struct Fault {
   bool loses_power() const;
 };
 
+// One step of a scenario (docs/replicas.md): an ordered list of what a cross product of
+// faults cannot say, e.g. kill one replica, run the workload while it is down, restart it.
+struct ScenarioStep {
+  enum class Kind { start, wait_ready, workload, fault, restart, check, sleep };
+  Kind kind = Kind::start;
+  Fault fault;           // Kind::fault: sigterm or sigkill with a pick ("sigkill@leader")
+  std::string replicas;  // Kind::restart: an index, "all" or "down" (every replica that is)
+  Duration pause{};      // Kind::sleep
+  std::string text;      // as written, for the step log
+};
+
 struct CellSpec {
   std::vector<std::string> target;  // argv; placeholders allowed
   Fault fault;
@@ -92,11 +103,13 @@ struct CellSpec {
   int replicas = 1;
   std::string peers_format = "{peer_addr}";  // one entry of {peers} / {members}
   std::optional<std::string> leader;         // prints the leader's index (for @leader)
+  // A scenario: these steps, in order, instead of the fault's cycles (a group of `replicas`).
+  std::vector<ScenarioStep> steps;
 };
 
 // Run as a group of replicas (run_cell's group flow)?
 inline bool is_group(const CellSpec& spec) {
-  return spec.replicas > 1 || !spec.fault.at.text.empty();
+  return spec.replicas > 1 || !spec.fault.at.text.empty() || !spec.steps.empty();
 }
 
 // What is wrong with a group's spec (a size out of 1..64, a pick naming replicas it lacks, a

@@ -32,10 +32,17 @@ struct MatrixFault {
   ReplicaPick at;  // sigterm, sigkill: which replicas of a group ("sigkill@minority")
 };
 
+// scenarios: [{name: ..., steps: [...]}]: one cell each (docs/replicas.md).
+struct MatrixScenario {
+  std::string name;
+  std::vector<ScenarioStep> steps;
+};
+
 struct MatrixSpec {
   std::filesystem::path file;
   CellSpec base;  // target, timeouts, workload, checks, env; fault unset
   std::vector<MatrixFault> faults;
+  std::vector<MatrixScenario> scenarios;
   std::vector<std::string> notes;  // from `unit:`: settings read but not applicable
 };
 
@@ -50,6 +57,7 @@ struct MatrixCell {
   CellSpec spec;
   std::string point;  // crash cells
   std::uint64_t crossing = 0;
+  std::string repro;  // when `crashkit run` cannot say it (scenarios): a `crashkit matrix` line
 };
 
 struct MatrixPlan {
@@ -64,6 +72,7 @@ struct ExpandOptions {
   std::uint64_t seed = 0;
   std::size_t shard_index = 0;
   std::size_t shard_count = 1;
+  std::vector<std::string> only;  // --cell: just these cell ids (before sharding)
   CellLog log;
 };
 
