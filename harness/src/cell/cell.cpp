@@ -41,10 +41,9 @@ Result<Fault> Fault::parse(std::string_view text) {
   if (auto at = text.find('@'); at != std::string_view::npos) {
     auto f = parse(text.substr(0, at));
     if (!f) return f.error();
-    if (f->kind != Kind::sigterm && f->kind != Kind::sigkill && f->kind != Kind::sigkill_after)
-      return usage_error(fmt::format(
-          "--fault '{}': only sigterm, sigkill and sigkill-after=DURATION name replicas (@...)",
-          printable_text(text, 60)));
+    if (f->kind == Kind::crash_plan)
+      return usage_error(fmt::format("--fault '{}': a crash plan does not name replicas (@...)",
+                                     printable_text(text, 60)));
     auto pick = parse_pick(text, text.substr(at + 1));
     if (!pick) return pick.error();
     f->at = *pick;
@@ -282,12 +281,11 @@ std::optional<Error> group_error(const CellSpec& spec) {
   if (!spec.steps.empty()) return std::nullopt;  // the steps' faults, not spec.fault
   const ReplicaPick& at = spec.fault.at;
   const std::string fault = spec.fault.to_string();
-  if (spec.fault.kind != Fault::Kind::sigterm && spec.fault.kind != Fault::Kind::sigkill &&
-      spec.fault.kind != Fault::Kind::sigkill_after)
+  if (spec.fault.kind == Fault::Kind::crash_plan)
     return usage_error(fmt::format(
-        "--fault {} with --replicas {}: a group takes sigterm, sigkill or sigkill-after=DURATION "
-        "so far (crash plans and power loss per replica are not built yet)",
-        fault, spec.replicas));
+        "--plan with --replicas {}: a group takes signal and power-loss faults so far (crash "
+        "plans per replica are not built yet)",
+        spec.replicas));
   if (at.kind == ReplicaPick::Kind::one && at.index >= spec.replicas)
     return usage_error(fmt::format("--fault {}: there are replicas 0 to {}; pick one of them",
                                    fault, spec.replicas - 1));

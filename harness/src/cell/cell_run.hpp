@@ -271,7 +271,9 @@ class CellRun {
   // nullopt from cut_power: go on (also for cells that do not lose power).
   Result<std::vector<std::string>> power_env(int cycle);
   std::optional<Verdict> cut_power(int cycle, CycleResult& cr);
-  std::string journal_dir() const { return (run_.root / "powerloss").string(); }
+  // The run dir of the start being handled: a replica's own in a group, else the cell's.
+  const RunDir& own_dir() const { return replica_ >= 0 ? replicas_[replica_]->dir : run_; }
+  std::string journal_dir() const { return (own_dir().root / "powerloss").string(); }
   std::vector<std::string> power_scope(int cycle) const;  // absolute; default {data_dir}
 
   // The phases of a crash-plan cell, in order (crash_cell.cpp).
@@ -367,6 +369,7 @@ class CellRun {
   std::vector<int> down_replicas() const;
   void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
+  std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr);
 };
 
 }  // namespace crashkit::detail

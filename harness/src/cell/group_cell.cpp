@@ -156,7 +156,8 @@ std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
   }
-  if (spec_.fault.kind == Fault::Kind::sigkill_after) {
+  if (spec_.fault.kind == Fault::Kind::sigkill_after ||
+      spec_.fault.kind == Fault::Kind::powerloss_after) {
     std::vector<int> watch;
     for (auto& r : replicas_) watch.push_back(r->daemon->main_pidfd());
     rx_.wait([](const NotifyState&) { return false; }, Clock::now() + spec_.fault.after, watch);
@@ -202,6 +203,23 @@ std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr, const F
     how += fmt::format("{}replica {} {}", how.empty() ? "" : "; ", i, status_text(cr.fault_status));
   }
   say(fmt::format("cycle {}: {} -> {}", cycle, fault.to_string(), how));
+  return cut_power_of(cycle, cr);
+}
+
+// Power loss: each hit replica, killed with its whole tree above, loses what it never made
+// durable, from its own journal; the cell's line joins what each rollback undid.
+std::optional<Verdict> CellRun::cut_power_of(int cycle, CycleResult& cr) {
+  std::string lines;
+  for (int i : cr.hit) {
+    replica_ = i;
+    CycleResult one;
+    auto v = cut_power(cycle, one);
+    replica_ = -1;
+    if (v) return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
+    if (!one.powerloss.empty())
+      lines += fmt::format("{}replica {}: {}", lines.empty() ? "" : "; ", i, one.powerloss);
+  }
+  cr.powerloss = lines;
   return std::nullopt;
 }
 

@@ -110,7 +110,7 @@ std::vector<std::string> CellRun::power_scope(int cycle) const {
     auto abs = fs::weakly_canonical(dir, ec);
     out.push_back(ec ? dir : abs.string());
   }
-  if (out.empty()) out.push_back(fs::weakly_canonical(run_.data).string());
+  if (out.empty()) out.push_back(fs::weakly_canonical(own_dir().data).string());
   return out;
 }
 
@@ -150,7 +150,7 @@ std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
   o.seed = spec_.seed + static_cast<std::uint64_t>(cycle);
   o.cut_ns = monotonic_ns();
   auto r = powerloss::roll_back(journal_dir(), o);
-  const auto path = run_.artifacts / fmt::format("powerloss.{}.txt", cycle);
+  const auto path = own_dir().artifacts / fmt::format("powerloss.{}.txt", cycle);
   std::ofstream out(path);
   out << fmt::format("# {} ({} model), cycle {}\n", spec_.fault.to_string(),
                      o.model == powerloss::Model::strict ? "strict" : "ext4", cycle);

@@ -165,22 +165,22 @@ class CellLister {
   }
 
   void add_signal_cells(const MatrixFault& f) {
-    if (f.kind == MatrixFault::Kind::powerloss) {
-      Fault fault = *Fault::parse(f.powerloss);
-      std::string id = action_slug(f.powerloss);  // "powerloss", "powerlosstorn", ...
-      if (fault.kind == Fault::Kind::powerloss_after)
-        id = "powerloss_after_" + slug(format_duration(fault.after));
-      else if (fault.crash_state != powerloss::CrashState::drop)
-        id = fmt::format("powerloss_{}_seed{}", id.substr(9), seed_);  // which writes survive
-      add(id, fault);
-      return;
-    }
     // "sigkill@minority" is the cell "sigkill_at_minority".
     const std::string at = f.at.text.empty() ? "" : "_at_" + f.at.text;
     auto picked = [&](Fault fault) {
       fault.at = f.at;
       return fault;
     };
+    if (f.kind == MatrixFault::Kind::powerloss) {
+      Fault fault = picked(*Fault::parse(f.powerloss));
+      std::string id = action_slug(f.powerloss);  // "powerloss", "powerlosstorn", ...
+      if (fault.kind == Fault::Kind::powerloss_after)
+        id = "powerloss_after_" + slug(format_duration(fault.after));
+      else if (fault.crash_state != powerloss::CrashState::drop)
+        id = fmt::format("powerloss_{}_seed{}", id.substr(9), seed_);  // which writes survive
+      add(id + at, fault);
+      return;
+    }
     if (f.kind == MatrixFault::Kind::sigterm) {
       add("sigterm" + at, picked(*Fault::parse("sigterm")));
       return;

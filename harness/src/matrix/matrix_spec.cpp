@@ -353,17 +353,15 @@ class SpecReader {
       probe.fault.kind = m.faults.back().kind == MatrixFault::Kind::sigterm ? Fault::Kind::sigterm
                                                                             : Fault::Kind::sigkill;
       probe.fault.at = m.faults.back().at;
-      if (m.faults.back().kind == MatrixFault::Kind::sigterm ||
-          m.faults.back().kind == MatrixFault::Kind::sigkill)
+      if (m.faults.back().kind != MatrixFault::Kind::crash_points)
         if (auto e = group_error(probe)) fail(f, e->message);
     }
     if (m.base.replicas > 1)
       for (std::size_t i = 0; i < m.faults.size(); ++i)
-        if (m.faults[i].kind != MatrixFault::Kind::sigterm &&
-            m.faults[i].kind != MatrixFault::Kind::sigkill)
+        if (m.faults[i].kind == MatrixFault::Kind::crash_points)
           fail(root["faults"][i],
-               "with replicas: a group takes sigterm and sigkill faults so far (crash points and "
-               "power loss per replica are not built yet)");
+               "with replicas: a group takes sigterm, sigkill and powerloss faults so far (crash "
+               "points per replica are not built yet)");
     return m;
   }
 
