@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -178,11 +179,28 @@ TEST(Replicas, MatrixSpecRunsGroupCells) {
         << faults << "\n";
     return (dir / name).string();
   };
-  auto ok = test::run_cli({kCli, "matrix",
+  const std::string json = (dir / "r.json").string();
+  auto ok = test::run_cli({kCli, "matrix", "--json", json,
                            spec("ok.yaml",
-                                "[sigkill@1, sigterm@minority, {sigkill: {after: [20ms], "
-                                "at: majority}}]")});
+                                "[sigkill@1, sigterm@minority, {sigkill: {after: "
+                                "[20ms], at: majority}}]")});
   EXPECT_EQ(ok.code(), 0) << ok.output;
+  // The JSON report says which replicas each cycle hit, and each one's recovery.
+  std::ifstream in(json);
+  auto report = nlohmann::json::parse(in);
+  ASSERT_EQ(report["cells"].size(), 3u) << report;
+  for (const auto& c : report["cells"]) {
+    EXPECT_EQ(c["replicas"]["count"], 3) << c;
+    ASSERT_EQ(c["replicas"]["cycles"].size(), 1u) << c;
+    const auto& cycle = c["replicas"]["cycles"][0];
+    EXPECT_EQ(cycle["hit"].size(), cycle["recovery_ms"].size()) << c;
+    if (c["id"] == "sigkill_at_1") {
+      EXPECT_EQ(cycle["hit"], nlohmann::json::array({1})) << c;
+    }
+    if (c["id"] == "sigkill_after_20ms_at_majority") {
+      EXPECT_EQ(cycle["hit"].size(), 2u) << c;
+    }
+  }
   for (const char* id : {"sigkill_at_1", "sigterm_at_minority", "sigkill_after_20ms_at_majority"})
     EXPECT_NE(ok.output.find(id), std::string::npos) << id << "\n" << ok.output;
   auto lost = test::run_cli({kCli, "matrix", spec("lost.yaml", "[sigkill@all]")});

@@ -91,6 +91,7 @@ std::optional<Verdict> CellRun::step_restart(int at, const ScenarioStep& step, C
   }
   CycleResult cr;
   cr.cycle = at;
+  cr.hit = which;  // in a scenario's report: the replicas this step restarted
   if (auto v = start_replicas(at, 0, which, &cr)) return v;
   if (!cr.recoveries.empty())
     cr.recovery = *std::max_element(cr.recoveries.begin(), cr.recoveries.end());

@@ -104,6 +104,18 @@ std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall) {
   return out;
 }
 
+// A group cell's replicas: how many, and per fault (cycle or scenario step) which were hit and
+// each one's restart -> READY.
+nlohmann::json group_json(const CellSpec& spec, const CellResult& res) {
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& cr : res.cycles) {
+    nlohmann::json recovery = nlohmann::json::array();
+    for (auto d : cr.recoveries) recovery.push_back(markup::millis(d));
+    events.push_back({{"cycle", cr.cycle}, {"hit", cr.hit}, {"recovery_ms", recovery}});
+  }
+  return {{"count", spec.replicas}, {"cycles", events}};
+}
+
 std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
                         Duration wall) {
   nlohmann::json j;
@@ -117,20 +129,22 @@ std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPl
     const auto& res = r.result;
     counts[std::string(to_string(res.outcome))] =
         counts.value(std::string(to_string(res.outcome)), 0) + 1;
-    nlohmann::json c{{"id", r.cell.id},
-                     {"fault", r.cell.spec.fault.to_string()},
-                     {"outcome", to_string(res.outcome)},
-                     {"finding", is_finding(res.outcome)},
-                     {"reason", res.reason},
-                     {"repro", r.repro},
-                     {"seconds", secs(r.elapsed)},
-                     {"fired", res.fired},
-                     {"notes", res.notes}};
+    nlohmann::json c{
+        {"id", r.cell.id},
+        {"fault", r.cell.spec.steps.empty() ? r.cell.spec.fault.to_string() : "scenario"},
+        {"outcome", to_string(res.outcome)},
+        {"finding", is_finding(res.outcome)},
+        {"reason", res.reason},
+        {"repro", r.repro},
+        {"seconds", secs(r.elapsed)},
+        {"fired", res.fired},
+        {"notes", res.notes}};
     if (!r.cell.point.empty()) {
       c["point"] = r.cell.point;
       c["crossing"] = r.cell.crossing;
     }
     if (auto rec = res.last_recovery()) c["recovery_ms"] = markup::millis(*rec);
+    if (is_group(r.cell.spec)) c["replicas"] = group_json(r.cell.spec, res);
     if (res.kept) c["artifacts"] = res.run_dir.string();
     cells.push_back(std::move(c));
   }
