@@ -46,6 +46,7 @@ struct RunOptions {
   std::string unit;
   std::vector<std::string> env;
   int replicas = 1;
+  int plan_replica = -1;
   std::string peers_format = "{peer_addr}";
   std::string leader;
   CLI::App* app = nullptr;  // to ask which flags were given (they win over --unit's settings)
@@ -82,6 +83,12 @@ Result<CellSpec> to_spec(const RunOptions& o) {
       o.plan.empty() ? Fault::parse(o.fault) : Fault::crash(o.plan, o.plan_on == "restart");
   if (!fault) return fault.error();
   s.fault = *fault;
+  if (o.plan_replica >= 0) {
+    if (o.plan.empty()) return usage_error("--plan-replica goes with --plan");
+    s.fault.at = {.kind = ReplicaPick::Kind::one,
+                  .index = o.plan_replica,
+                  .text = std::to_string(o.plan_replica)};
+  }
   s.cycles = o.cycles;
   s.replicas = o.replicas;
   s.peers_format = o.peers_format;
@@ -288,6 +295,9 @@ std::function<int()> add_run_command(CLI::App& app) {
   run->add_option("--peers-format", o->peers_format,
                   "one entry of {peers} / {members}, e.g. 'n{replica}=http://{peer_addr}'")
       ->capture_default_str();
+  run->add_option("--plan-replica", o->plan_replica,
+                  "with --replicas: the replica whose crash points --plan arms")
+      ->check(CLI::Range(0, 63));
   run->add_option("--leader", o->leader,
                   "shell command printing the leader's replica index (for @leader)");
   add_cell_options(run, *o);

@@ -1,7 +1,8 @@
 // Groups of replicas (`crashkit run --replicas N`, docs/replicas.md): each replica's own dirs,
 // ports and peer lists; which replicas each "@..." hits; a store replicated to every member
-// survives the loss of one and is caught losing all; and a real 3-node etcd cluster keeps every
-// acknowledged put when a minority (mid-workload), the leader, or all three are killed.
+// survives the loss of one and is caught losing all, from the command line and a matrix spec;
+// and a real 3-node etcd cluster keeps every acknowledged put when a minority (mid-workload), the
+// leader, or all three are killed. Scenarios, power loss and crash plans: replica_faults_test.cpp.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -212,143 +213,12 @@ TEST(Replicas, MatrixSpecRunsGroupCells) {
   for (auto [faults, message] :
        {std::pair{"[sigkill@3]", "lost.yaml:7: --fault sigkill@3: there are replicas 0 to 2"},
         std::pair{"[{crash_points: {points: [x]}}]",
-                  "lost.yaml:7: with replicas: a group takes sigterm, sigkill and powerloss"}}) {
+                  "lost.yaml:7: with replicas: crash points need replica: I, named points"}}) {
     auto bad = test::run_cli({kCli, "matrix", spec("lost.yaml", faults)});
     EXPECT_EQ(bad.code(), 2) << bad.output;
     EXPECT_NE(bad.output.find(message), std::string::npos) << bad.output;
   }
   fs::remove_all(dir);
-  EXPECT_TRUE(test::no_children_left());
-}
-
-// A scenario says what a cross product cannot: replica 1 is killed, the workload goes on
-// without it, 1 restarts, then the other two die, so only 1 serves. A store whose restarted
-// replica does not catch up from a live peer before serving loses every write; the same store
-// with a catch-up (RESYNC) passes. Writes and reads go to the replicas that are alive.
-TEST(Replicas, ScenarioCatchesAReplicaThatServesBeforeCatchingUp) {
-  const fs::path dir = fs::temp_directory_path() / ("ck-scenario-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const std::string alive =
-      "for r in {run_dir:0} {run_dir:1} {run_dir:2}; do kill -0 $(cat "
-      "$r/pid 2>/dev/null) 2>/dev/null && ";
-  auto spec = [&](const std::string& env, const std::string& steps) {
-    const fs::path file = dir / "scenario.yaml";
-    std::ofstream(file)
-        << "target: [/bin/sh, -c, \"echo $$ > {run_dir}/pid; exec sleep 1000\"]\n"
-           "replicas: 3\n"
-           "ready_when: \"cmd:true\"\n"
-        << env
-        << "before_start: 'rm -f {data_dir}/c*; test -z \"$RESYNC\" || for r in {run_dir:0} "
-           "{run_dir:1} {run_dir:2}; do test $r = {run_dir} && continue; kill -0 $(cat $r/pid "
-           "2>/dev/null) 2>/dev/null && cp $r/data/c* {data_dir}/ 2>/dev/null && break; done; :'\n"
-           "workload: {put: \""
-        << alive
-        << "printf %s {value} > $r/data/{key}; done; :\", count: 3}\n"
-           "check_online: [{verify: {get: \""
-        << alive << "test -e $r/data/{key} && exec cat $r/data/{key}; done; :\"}}]\n"
-        << "scenarios:\n  - name: catch up before serving\n    steps: " << steps << "\n";
-    return file.string();
-  };
-  const std::string steps =
-      "[workload, {fault: sigkill@1}, workload, {restart: 1}, {fault: sigkill@0}, "
-      "{fault: sigkill@2}, check]";
-  auto caught = test::run_cli({kCli, "matrix", spec("", steps)});
-  EXPECT_EQ(caught.code(), 1) << caught.output;
-  EXPECT_NE(caught.output.find("scenario_catch_up_before_serving [violation] step 7 (check):"),
-            std::string::npos)
-      << caught.output;
-  EXPECT_NE(caught.output.find("lost 3 of 3 acked"), std::string::npos) << caught.output;
-  EXPECT_NE(caught.output.find("--cell scenario_catch_up_before_serving --seed"), std::string::npos)
-      << caught.output;
-  auto resync = spec("env: {RESYNC: \"1\"}\n", steps);
-  auto held = test::run_cli({kCli, "matrix", "--json", (dir / "r.json").string(), resync});
-  EXPECT_EQ(held.code(), 0) << held.output;
-  // Without the step that leaves 1 serving alone, the store without catch-up passes too: only
-  // the scenario's order shows the bug.
-  auto short_steps = test::run_cli(
-      {kCli, "matrix", spec("", "[workload, {fault: sigkill@1}, workload, {restart: 1}, check]")});
-  EXPECT_EQ(short_steps.code(), 0) << short_steps.output;
-  fs::remove_all(dir);
-  EXPECT_TRUE(test::no_children_left());
-}
-
-TEST(Replicas, ScenarioSpecErrorsNameTheLine) {
-  const fs::path dir = fs::temp_directory_path() / ("ck-scenario-e-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const std::string head =
-      "target: [/bin/sh, -c, \"exec sleep 1000\"]\nreplicas: 3\nready_when: \"cmd:true\"\n";
-  struct Case {
-    const char* steps;
-    const char* message;
-  } cases[] = {
-      {"[jump]", "unknown step 'jump'"},
-      {"[{restart: 3}]", "there are replicas 0 to 2"},
-      {"[{restart: one}]", "restart: takes a replica index or all"},
-      {"[workload]", "a workload step needs workload:"},
-      {"[{fault: powerloss}]", "a scenario's fault is sigterm@PICK or sigkill@PICK"},
-      {"[{fault: sigkill@leader}]", "@leader needs --leader CMD"},
-      {"[{sleep: soon}]", "sleep"},
-  };
-  for (const auto& c : cases) {
-    std::ofstream(dir / "bad.yaml")
-        << head << "scenarios:\n  - name: x\n    steps: " << c.steps << "\n";
-    auto r = test::run_cli({kCli, "matrix", (dir / "bad.yaml").string()});
-    EXPECT_EQ(r.code(), 2) << c.steps << "\n" << r.output;
-    EXPECT_NE(r.output.find("bad.yaml:"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.steps << "\n" << r.output;
-  }
-  std::ofstream(dir / "ok.yaml") << head << "scenarios:\n  - name: x\n    steps: [check]\n";
-  auto r = test::run_cli({kCli, "matrix", (dir / "ok.yaml").string(), "--cell", "scenario_y"});
-  EXPECT_EQ(r.code(), 2) << r.output;
-  EXPECT_NE(r.output.find("--cell scenario_y: no such cell; the spec has: scenario_x"),
-            std::string::npos)
-      << r.output;
-  fs::remove_all(dir);
-}
-
-// powerloss@PICK: each hit replica loses what it never made durable, from its own journal. Three
-// independent kvd replicas, the verified ledger on replica 0: kvd with wal-fsync-every-5 is
-// caught by powerloss@all (a correlated outage) and not by powerloss@1, which spares replica 0;
-// the correct kvd passes both.
-TEST(Replicas, PowerLossHitsThePickedReplicasOnly) {
-  const std::string bin = fs::path(CRASHKIT_KVD).parent_path().string();
-  auto cell = [&](const char* fault) {
-    return std::vector<std::string>{
-        kCli,
-        "run",
-        "--replicas",
-        "3",
-        "--fault",
-        fault,
-        "--workload",
-        bin +
-            "/kvd-workload --socket {run_dir:0}/kvd.sock --ledger {ledger} --count 16 --keys 6 "
-            "&& " +
-            bin +
-            "/kvd-workload --socket {run_dir:1}/kvd.sock --ledger {scratch}/l1 --count 16 "
-            "--keys 6",
-        "--check",
-        bin + "/kvd-verify --socket {run_dir:0}/kvd.sock --ledger {ledger}",
-        "--",
-        bin + "/kvd",
-        "--data-dir",
-        "{data_dir}",
-        "--socket",
-        "{run_dir}/kvd.sock",
-        "--checkpoint-every",
-        "6"};
-  };
-  for (const char* fault : {"powerloss@all", "powerloss@1"}) {
-    auto r = test::run_cli(cell(fault));
-    EXPECT_EQ(r.code(), 0) << fault << "\n" << r.output;
-  }
-  auto all = test::run_cli(cell("powerloss@all"), 2min, {"KVD_BUG=wal-fsync-every-5"});
-  EXPECT_EQ(all.code(), 1) << all.output;
-  EXPECT_NE(all.output.find("acknowledged data lost"), std::string::npos) << all.output;
-  EXPECT_NE(all.output.find("replica 0: power loss: "), std::string::npos) << all.output;
-  EXPECT_NE(all.output.find("never fsynced: rolled back"), std::string::npos) << all.output;
-  auto one = test::run_cli(cell("powerloss@1"), 2min, {"KVD_BUG=wal-fsync-every-5"});
-  EXPECT_EQ(one.code(), 0) << one.output;
   EXPECT_TRUE(test::no_children_left());
 }
 
@@ -361,7 +231,7 @@ TEST(Replicas, BadGroupsAreUsageErrors) {
       {{"--replicas", "3", "--fault", "sigkill@3"}, "there are replicas 0 to 2"},
       {{"--replicas", "3", "--fault", "sigkill@leader"}, "@leader needs --leader CMD"},
       {{"--replicas", "3", "--fault", "sigkill@most"}, "unknown replicas '@most'"},
-      {{"--replicas", "3", "--plan", "x@1=kill"}, "crash plans per replica are not built yet"},
+      {{"--replicas", "3", "--plan", "x@1=kill"}, "--plan-replica I"},
       {{"--replicas", "0"}, "--replicas"},
       {{"--replicas", "65"}, "--replicas"},
   };

@@ -91,7 +91,9 @@ Result<Fault> Fault::crash(std::string_view plan, bool on_restart) {
 }
 
 std::string Fault::to_string() const {
-  return kind_text() + (at.text.empty() ? "" : "@" + at.text);
+  if (at.text.empty()) return kind_text();
+  if (kind == Kind::crash_plan) return kind_text() + " in replica " + at.text;
+  return kind_text() + "@" + at.text;
 }
 
 std::string Fault::kind_text() const {
@@ -253,59 +255,6 @@ std::optional<Error> unknown_plan_point(const std::string& plan, const std::stri
   return std::nullopt;
 }
 
-}  // namespace
-
-std::optional<Error> group_error(const CellSpec& spec) {
-  if (spec.replicas < 1 || spec.replicas > 64)
-    return usage_error(fmt::format("--replicas {}: give 1 to 64", spec.replicas));
-  if (!is_group(spec)) return std::nullopt;
-  for (const auto& step : spec.steps) {
-    if (step.kind == ScenarioStep::Kind::fault) {
-      if (step.fault.kind != Fault::Kind::sigterm && step.fault.kind != Fault::Kind::sigkill)
-        return usage_error(
-            fmt::format("step '{}': a scenario's fault is sigterm@PICK or "
-                        "sigkill@PICK",
-                        step.text));
-      CellSpec one = spec;
-      one.steps.clear();
-      one.fault = step.fault;
-      if (auto e = group_error(one)) return e;
-    }
-    if (step.kind == ScenarioStep::Kind::restart && step.replicas != "all" &&
-        (step.replicas.size() > 3 || std::stoi(step.replicas) >= spec.replicas))
-      return usage_error(
-          fmt::format("step '{}': there are replicas 0 to {}", step.text, spec.replicas - 1));
-    if (step.kind == ScenarioStep::Kind::workload && !spec.workload)
-      return usage_error(fmt::format("step '{}': there is no workload to run", step.text));
-  }
-  if (!spec.steps.empty()) return std::nullopt;  // the steps' faults, not spec.fault
-  const ReplicaPick& at = spec.fault.at;
-  const std::string fault = spec.fault.to_string();
-  if (spec.fault.kind == Fault::Kind::crash_plan)
-    return usage_error(fmt::format(
-        "--plan with --replicas {}: a group takes signal and power-loss faults so far (crash "
-        "plans per replica are not built yet)",
-        spec.replicas));
-  if (at.kind == ReplicaPick::Kind::one && at.index >= spec.replicas)
-    return usage_error(fmt::format("--fault {}: there are replicas 0 to {}; pick one of them",
-                                   fault, spec.replicas - 1));
-  if (at.kind == ReplicaPick::Kind::minority && spec.replicas < 3)
-    return usage_error(fmt::format(
-        "--fault {}: a minority of {} replica(s) is none (floor((N-1)/2)); use 3 or more", fault,
-        spec.replicas));
-  if (at.kind == ReplicaPick::Kind::leader && !spec.leader)
-    return usage_error(fmt::format(
-        "--fault {}: @leader needs --leader CMD, a command printing the leader's index", fault));
-  if (spec.ready_when && spec.ready_when->starts_with("tcp:") && spec.replicas > 1 &&
-      spec.ready_when->find('{') == std::string::npos)
-    return usage_error(fmt::format(
-        "--ready-when {}: with --replicas every replica needs its own address; use {{addr}}",
-        *spec.ready_when));
-  return std::nullopt;
-}
-
-namespace {
-
 // The checks of the spec that need nothing created.
 std::optional<Error> check_spec(const CellSpec& spec) {
   if (spec.target.empty()) return usage_error("no target: give the daemon command after --");
@@ -377,10 +326,12 @@ Result<detail::CellRun> preflight(const CellSpec& spec, const CellLog& log) {
 Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
-  CellResult r = spec.fault.kind == Fault::Kind::crash_plan ? cell->run_crash_plan()
-                 : !spec.steps.empty()                      ? cell->run_scenario()
-                 : is_group(spec)                           ? cell->run_group()
-                                                            : cell->run_signal_fault();
+  const bool plan = spec.fault.kind == Fault::Kind::crash_plan;
+  CellResult r = plan && is_group(spec) ? cell->run_group_plan()
+                 : plan                 ? cell->run_crash_plan()
+                 : !spec.steps.empty()  ? cell->run_scenario()
+                 : is_group(spec)       ? cell->run_group()
+                                        : cell->run_signal_fault();
   const RunDir& dir = cell->run_dir();
   // Its daemons and commands have all finished: output a full disk kept out of its artifacts
   // is said here, never lost silently.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cell/run_dir.hpp"
+#include "crashkit/crash_plan.hpp"
 #include "crashkit/crash_protocol.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/child.hpp"
@@ -42,6 +43,9 @@ enum class Arm {
 
 struct PlanRun;  // crash_cell.cpp: what a crash-plan cell carries from phase to phase
 
+// crash_cell.cpp: did a point of the plan report X_CRASHKIT_FIRED to this receiver?
+bool fired_planned(const NotifyState& s, const std::vector<CrashRule>& rules);
+
 // One member of a group (group_cell.cpp): its own run dir (run_dir/replica.I), notify socket,
 // containment (stopping one replica never touches another's processes) and ports.
 struct ReplicaRun {
@@ -64,6 +68,7 @@ class CellRun {
   CellResult run_signal_fault();      // cell.cpp
   CellResult run_crash_plan();        // crash_cell.cpp
   CellResult run_group();             // group_cell.cpp
+  CellResult run_group_plan();        // group_plan.cpp
   CellResult run_scenario();          // scenario_cell.cpp
   Result<Discovery> run_discovery();  // discovery.cpp
 
@@ -370,6 +375,7 @@ class CellRun {
   void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
   std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr);
+  std::optional<Verdict> start_armed_group(int armed);  // group_plan.cpp
 };
 
 }  // namespace crashkit::detail

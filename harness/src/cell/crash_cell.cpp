@@ -25,8 +25,6 @@ struct PlanRun {
   int next_start = 1;  // the start number of the clean restart
 };
 
-namespace {
-
 bool fired_planned(const NotifyState& s, const std::vector<CrashRule>& rules) {
   for (const auto& f : s.fired) {
     auto at = f.rfind('@');
@@ -35,6 +33,8 @@ bool fired_planned(const NotifyState& s, const std::vector<CrashRule>& rules) {
   }
   return false;
 }
+
+namespace {
 
 std::string crossings_note(const CrossingCounts& counts, const std::vector<CrashRule>& rules) {
   std::string out;

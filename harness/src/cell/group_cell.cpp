@@ -125,7 +125,7 @@ std::optional<Verdict> CellRun::start_replicas(int cycle, int start_no,
     if (auto why = await_ready(*replicas_[i]->daemon, &elapsed))
       return did_not_get_ready(fmt::format("{}replica {}: {}",
                                            cr != nullptr
-                                               ? fmt::format("cycle {}: after restart: ", cycle)
+                                               ? fmt::format("cycle {}: after restart: ", cr->cycle)
                                                : std::string("before any fault: "),
                                            i, *why));
     if (cr != nullptr) cr->recoveries.push_back(elapsed);
@@ -257,3 +257,57 @@ CellResult CellRun::run_group() {
 }
 
 }  // namespace crashkit::detail
+
+namespace crashkit {
+
+std::optional<Error> group_error(const CellSpec& spec) {
+  if (spec.replicas < 1 || spec.replicas > 64)
+    return usage_error(fmt::format("--replicas {}: give 1 to 64", spec.replicas));
+  if (!is_group(spec)) return std::nullopt;
+  for (const auto& step : spec.steps) {
+    if (step.kind == ScenarioStep::Kind::fault) {
+      if (step.fault.kind != Fault::Kind::sigterm && step.fault.kind != Fault::Kind::sigkill)
+        return usage_error(
+            fmt::format("step '{}': a scenario's fault is sigterm@PICK or "
+                        "sigkill@PICK",
+                        step.text));
+      CellSpec one = spec;
+      one.steps.clear();
+      one.fault = step.fault;
+      if (auto e = group_error(one)) return e;
+    }
+    if (step.kind == ScenarioStep::Kind::restart && step.replicas != "all" &&
+        (step.replicas.size() > 3 || std::stoi(step.replicas) >= spec.replicas))
+      return usage_error(
+          fmt::format("step '{}': there are replicas 0 to {}", step.text, spec.replicas - 1));
+    if (step.kind == ScenarioStep::Kind::workload && !spec.workload)
+      return usage_error(fmt::format("step '{}': there is no workload to run", step.text));
+  }
+  if (!spec.steps.empty()) return std::nullopt;  // the steps' faults, not spec.fault
+  const ReplicaPick& at = spec.fault.at;
+  const std::string fault = spec.fault.to_string();
+  if (spec.fault.kind == Fault::Kind::crash_plan &&
+      (spec.fault.at.kind != ReplicaPick::Kind::one || spec.fault.on_restart))
+    return usage_error(fmt::format(
+        "--plan with --replicas {}: name the one replica it is armed in (--plan-replica I); "
+        "plans armed on the restart (--plan-on restart) are not built for groups yet",
+        spec.replicas));
+  if (at.kind == ReplicaPick::Kind::one && at.index >= spec.replicas)
+    return usage_error(fmt::format("--fault {}: there are replicas 0 to {}; pick one of them",
+                                   fault, spec.replicas - 1));
+  if (at.kind == ReplicaPick::Kind::minority && spec.replicas < 3)
+    return usage_error(fmt::format(
+        "--fault {}: a minority of {} replica(s) is none (floor((N-1)/2)); use 3 or more", fault,
+        spec.replicas));
+  if (at.kind == ReplicaPick::Kind::leader && !spec.leader)
+    return usage_error(fmt::format(
+        "--fault {}: @leader needs --leader CMD, a command printing the leader's index", fault));
+  if (spec.ready_when && spec.ready_when->starts_with("tcp:") && spec.replicas > 1 &&
+      spec.ready_when->find('{') == std::string::npos)
+    return usage_error(fmt::format(
+        "--ready-when {}: with --replicas every replica needs its own address; use {{addr}}",
+        *spec.ready_when));
+  return std::nullopt;
+}
+
+}  // namespace crashkit

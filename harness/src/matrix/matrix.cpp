@@ -62,6 +62,7 @@ std::string repro_command(const CellSpec& s) {
   }
   if (is_group(s)) {
     opt("--replicas", std::to_string(s.replicas));
+    if (s.fault.kind == Fault::Kind::crash_plan) opt("--plan-replica", s.fault.at.text);
     if (s.peers_format != "{peer_addr}") opt("--peers-format", s.peers_format);
     if (s.leader) opt("--leader", *s.leader);
     const auto pick = s.fault.at.kind;
@@ -113,6 +114,13 @@ Result<Coverage> discover_coverage(const MatrixSpec& spec, const CellLog& log) {
     return f.kind == MatrixFault::Kind::crash_points;
   });
   if (!needs_discovery) return c;
+  // A group's crash cells name their points and crossings (the spec reader insists): the
+  // discovery run is one daemon, which a group's placeholders ({peers}, {port}) cannot describe.
+  if (spec.base.replicas > 1) {
+    if (auto exe = resolve_executable(spec.base.target[0]))
+      if (auto pts = read_compiled_points(*exe)) c.compiled = *pts;
+    return c;
+  }
   CellSpec ds = spec.base;
   ds.fault = Fault{};
   auto d = discover(ds, log);
@@ -203,7 +211,9 @@ class CellLister {
         for (auto x : crossings(f, p, recovery)) {
           auto fault = Fault::crash(fmt::format("{}@{}={}", p, x, f.action), recovery);
           if (!fault) return fault.error();
-          add(crash_cell_id(p, x, f.action, recovery), *fault, p, x);
+          fault->at = f.at;  // crash_points: {replica: I}: armed in that replica only
+          add(crash_cell_id(p, x, f.action, recovery) + (f.at.text.empty() ? "" : "_r" + f.at.text),
+              *fault, p, x);
         }
       }
     }

@@ -199,7 +199,11 @@ class SpecReader {
   MatrixFault crash_points_fault(const YAML::Node& body) const {
     MatrixFault f;
     f.kind = MatrixFault::Kind::crash_points;
-    known_keys(body, {"points", "crossings", "action", "phase"});
+    known_keys(body, {"points", "crossings", "action", "phase", "replica"});
+    if (const YAML::Node r = body["replica"]; r) {
+      const int i = whole(r, "replica", 0, 63);
+      f.at = ReplicaPick{.kind = ReplicaPick::Kind::one, .index = i, .text = std::to_string(i)};
+    }
     if (const YAML::Node p = body["points"]; p) {
       if (p.IsScalar() && p.as<std::string>() == "all") {
       } else if (p.IsSequence()) {
@@ -358,10 +362,13 @@ class SpecReader {
     }
     if (m.base.replicas > 1)
       for (std::size_t i = 0; i < m.faults.size(); ++i)
-        if (m.faults[i].kind == MatrixFault::Kind::crash_points)
+        if (const MatrixFault& f = m.faults[i];
+            f.kind == MatrixFault::Kind::crash_points &&
+            (f.at.text.empty() || f.points.empty() || f.crossings.empty() || f.sample ||
+             f.phase != MatrixFault::Phase::run))
           fail(root["faults"][i],
-               "with replicas: a group takes sigterm, sigkill and powerloss faults so far (crash "
-               "points per replica are not built yet)");
+               "with replicas: crash points need replica: I, named points, listed crossings and "
+               "phase: run (discovery and recovery-phase plans per replica are not built yet)");
     return m;
   }
 
