@@ -82,7 +82,8 @@ TEST(Replicas, ScenarioSpecErrorsNameTheLine) {
       {"[{restart: 3}]", "there are replicas 0 to 2"},
       {"[{restart: one}]", "restart: takes a replica index or all"},
       {"[workload]", "a workload step needs workload:"},
-      {"[{fault: powerloss}]", "a scenario's fault is sigterm@PICK or sigkill@PICK"},
+      {"[{fault: powerloss-after=1s}]",
+       "a scenario's fault is sigterm@PICK, sigkill@PICK or powerloss@PICK"},
       {"[{fault: sigkill@leader}]", "@leader needs --leader CMD"},
       {"[{sleep: soon}]", "sleep"},
   };

@@ -272,7 +272,7 @@ std::optional<Error> check_spec(const CellSpec& spec) {
     if (spec.fault.kind == Fault::Kind::crash_plan) {
       if (auto e = unknown_plan_point(spec.fault.plan, *exe)) return e;
     }
-    if (spec.fault.loses_power()) {
+    if (loses_power(spec)) {
       if (auto e = detail::refuse_static_target(*exe)) return e;
     }
   }

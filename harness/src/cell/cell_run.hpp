@@ -117,7 +117,9 @@ class CellRun {
     extra.insert(extra.end(), more.begin(), more.end());
     return child_environment(extra);
   }
-  ShellRun shell(const std::string& command, int cycle, const std::string& log_name) const {
+  // `box`: the containment the command's processes join and die with (default: commands_).
+  ShellRun shell(const std::string& command, int cycle, const std::string& log_name,
+                 const Containment* box = nullptr) const {
     return {placeholders(cycle).apply(command),
             env(cycle),
             user_,
@@ -125,12 +127,13 @@ class CellRun {
             run_.artifacts / log_name,
             spec_.command_timeout,
             spec_.capture_limit,
-            &commands_};
+            box != nullptr ? box : &commands_};
   }
   // A run_shell that notes the processes the command left behind (killed).
   Result<ShellResult> run_command(const std::string& command, int cycle,
-                                  const std::string& log_name, NotifyReceiver* rx = nullptr) {
-    auto r = run_shell(shell(command, cycle, log_name), rx);
+                                  const std::string& log_name, NotifyReceiver* rx = nullptr,
+                                  const Containment* box = nullptr) {
+    auto r = run_shell(shell(command, cycle, log_name, box), rx);
     if (r) note_left_behind(*r, log_name);
     return r;
   }
@@ -177,7 +180,7 @@ class CellRun {
         return harness_error(fmt::format("counters file {}: {}", path, std::strerror(errno)));
       more.push_back(fmt::format("{}={}", kCountersVariable, path));
     }
-    if (spec_.fault.loses_power()) {
+    if (loses_power(spec_)) {
       auto power = power_env(cycle);
       if (!power) return power.error();
       more.insert(more.end(), power->begin(), power->end());
@@ -191,7 +194,7 @@ class CellRun {
     o.cwd = dir.root;
     o.artifact_prefix = dir.artifacts / fmt::format("target.{}.{}", cycle, start_no);
     o.capture_limit = spec_.capture_limit;
-    o.deny_io_uring = spec_.fault.loses_power();  // io_uring would bypass the journal shim
+    o.deny_io_uring = loses_power(spec_);  // io_uring would bypass the journal shim
     o.containment = member != nullptr ? &member->containment : &daemons_;
     return Daemon::start(o, member != nullptr ? member->rx : rx_);
   }
@@ -275,7 +278,8 @@ class CellRun {
   // cut itself after the SIGKILL: undo what was not durable, keep the report as an artifact.
   // nullopt from cut_power: go on (also for cells that do not lose power).
   Result<std::vector<std::string>> power_env(int cycle);
-  std::optional<Verdict> cut_power(int cycle, CycleResult& cr);
+  // `fault`: the one being applied (a scenario step's), by default the cell's.
+  std::optional<Verdict> cut_power(int cycle, CycleResult& cr, const Fault* fault = nullptr);
   // The run dir of the start being handled: a replica's own in a group, else the cell's.
   const RunDir& own_dir() const { return replica_ >= 0 ? replicas_[replica_]->dir : run_; }
   std::string journal_dir() const { return (own_dir().root / "powerloss").string(); }
@@ -354,6 +358,9 @@ class CellRun {
   // whole when its daemon or command ends (docs/architecture.md, "Containment").
   Containment daemons_ = Containment::create();
   Containment commands_ = Containment::create();
+  // A command that may run while the workload does (the leader command of a fault during the
+  // workload): its end must not kill the workload's processes.
+  Containment probes_ = Containment::create();
   std::vector<std::string> notes_;
   // Groups (group_cell.cpp): the replicas, and the one being started or waited on (-1: none).
   std::vector<std::unique_ptr<ReplicaRun>> replicas_;
@@ -374,7 +381,7 @@ class CellRun {
   std::vector<int> down_replicas() const;
   void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
-  std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr);
+  std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr, const Fault& fault);
   std::optional<Verdict> start_armed_group(int armed);  // group_plan.cpp
 };
 

@@ -89,7 +89,8 @@ Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at
     case ReplicaPick::Kind::leader:
       break;
   }
-  auto r = run_command(*spec_.leader, cycle, fmt::format("leader.{}.log", cycle));
+  auto r =
+      run_command(*spec_.leader, cycle, fmt::format("leader.{}.log", cycle), nullptr, &probes_);
   if (!r) return r.error();
   std::string_view out = r->output_tail;
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.remove_suffix(1);
@@ -203,17 +204,17 @@ std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr, const F
     how += fmt::format("{}replica {} {}", how.empty() ? "" : "; ", i, status_text(cr.fault_status));
   }
   say(fmt::format("cycle {}: {} -> {}", cycle, fault.to_string(), how));
-  return cut_power_of(cycle, cr);
+  return cut_power_of(cycle, cr, fault);
 }
 
 // Power loss: each hit replica, killed with its whole tree above, loses what it never made
 // durable, from its own journal; the cell's line joins what each rollback undid.
-std::optional<Verdict> CellRun::cut_power_of(int cycle, CycleResult& cr) {
+std::optional<Verdict> CellRun::cut_power_of(int cycle, CycleResult& cr, const Fault& fault) {
   std::string lines;
   for (int i : cr.hit) {
     replica_ = i;
     CycleResult one;
-    auto v = cut_power(cycle, one);
+    auto v = cut_power(cycle, one, &fault);
     replica_ = -1;
     if (v) return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
     if (!one.powerloss.empty())
@@ -266,10 +267,11 @@ std::optional<Error> group_error(const CellSpec& spec) {
   if (!is_group(spec)) return std::nullopt;
   for (const auto& step : spec.steps) {
     if (step.kind == ScenarioStep::Kind::fault) {
-      if (step.fault.kind != Fault::Kind::sigterm && step.fault.kind != Fault::Kind::sigkill)
+      const auto k = step.fault.kind;
+      if (k != Fault::Kind::sigterm && k != Fault::Kind::sigkill && k != Fault::Kind::powerloss)
         return usage_error(
-            fmt::format("step '{}': a scenario's fault is sigterm@PICK or "
-                        "sigkill@PICK",
+            fmt::format("step '{}': a scenario's fault is sigterm@PICK, sigkill@PICK or "
+                        "powerloss@PICK",
                         step.text));
       CellSpec one = spec;
       one.steps.clear();

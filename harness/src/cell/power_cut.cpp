@@ -135,8 +135,9 @@ Result<std::vector<std::string>> CellRun::power_env(int cycle) {
       prepend("ASAN_OPTIONS", "verify_asan_link_order=0", ':')};
 }
 
-std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
-  if (!spec_.fault.loses_power()) return std::nullopt;
+std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr, const Fault* fault) {
+  const Fault& cut = fault != nullptr ? *fault : spec_.fault;
+  if (!cut.loses_power()) return std::nullopt;
   // A target that never loaded the shim journalled nothing: a pass would mean nothing.
   if (powerloss::armed_count(journal_dir()) == 0)
     return Verdict{Outcome::harness_error,
@@ -146,13 +147,13 @@ std::optional<Verdict> CellRun::cut_power(int cycle, CycleResult& cr) {
   powerloss::RollbackOptions o;
   o.scope = power_scope(cycle);
   o.model = spec_.powerloss_model;
-  o.state = spec_.fault.crash_state;
+  o.state = cut.crash_state;
   o.seed = spec_.seed + static_cast<std::uint64_t>(cycle);
   o.cut_ns = monotonic_ns();
   auto r = powerloss::roll_back(journal_dir(), o);
   const auto path = own_dir().artifacts / fmt::format("powerloss.{}.txt", cycle);
   std::ofstream out(path);
-  out << fmt::format("# {} ({} model), cycle {}\n", spec_.fault.to_string(),
+  out << fmt::format("# {} ({} model), cycle {}\n", cut.to_string(),
                      o.model == powerloss::Model::strict ? "strict" : "ext4", cycle);
   for (const auto& l : r.lines) out << l << "\n";
   for (const auto& e : r.errors) out << "error: " << e << "\n";

@@ -64,7 +64,7 @@ struct Fault {
 struct ScenarioStep {
   enum class Kind { start, wait_ready, workload, fault, restart, check, sleep };
   Kind kind = Kind::start;
-  Fault fault;           // Kind::fault: sigterm or sigkill with a pick ("sigkill@leader")
+  Fault fault;           // Kind::fault: sigterm, sigkill or powerloss with a pick ("sigkill@1")
   std::string replicas;  // Kind::restart: an index, "all" or "down" (every replica that is)
   Duration pause{};      // Kind::sleep
   std::string text;      // as written, for the step log
@@ -110,6 +110,14 @@ struct CellSpec {
 // Run as a group of replicas (run_cell's group flow)?
 inline bool is_group(const CellSpec& spec) {
   return spec.replicas > 1 || !spec.fault.at.text.empty() || !spec.steps.empty();
+}
+
+// Does the cell cut power, by its fault or by a scenario step's? Then every start of the target
+// runs under the journal shim.
+inline bool loses_power(const CellSpec& spec) {
+  for (const auto& step : spec.steps)
+    if (step.kind == ScenarioStep::Kind::fault && step.fault.loses_power()) return true;
+  return spec.fault.loses_power();
 }
 
 // What is wrong with a group's spec (a size out of 1..64, a pick naming replicas it lacks, a
