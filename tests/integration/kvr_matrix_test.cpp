@@ -4,8 +4,10 @@
 // no other cell.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -23,13 +25,21 @@ const std::string kSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvr/matrix.yaml";
 const std::string kFixtures = fs::path(CRASHKIT_KVR).parent_path().string();
 
 // The matrix's JSON report, with kvr's environment (KVR_BUG=..., KVR_DURABILITY=...).
-nlohmann::json run_matrix(const std::vector<std::string>& kvr_env, int seed, int* code) {
+// With `html`, the HTML report's text too.
+nlohmann::json run_matrix(const std::vector<std::string>& kvr_env, int seed, int* code,
+                          std::string* html = nullptr) {
   auto json = fs::temp_directory_path() / ("ck-kvr-" + std::to_string(getpid()) + ".json");
+  auto html_file = fs::path(json).replace_extension(".html");
   std::vector<std::string> env{"PATH=" + kFixtures + ":" + getenv("PATH")};
   env.insert(env.end(), kvr_env.begin(), kvr_env.end());
   auto r = test::run_cli({kCli, "matrix", "-q", kSpec, "-j", "2", "--seed", std::to_string(seed),
-                          "--json", json.string()},
+                          "--json", json.string(), "--html", html_file.string()},
                          10min, env);
+  if (html != nullptr) {
+    std::ifstream h(html_file);
+    html->assign(std::istreambuf_iterator<char>(h), {});
+  }
+  fs::remove(html_file);
   *code = r.code();
   std::ifstream in(json);
   if (!in) {
@@ -51,9 +61,14 @@ std::set<std::string> found_in(const nlohmann::json& j) {
 TEST(KvrMatrix, CorrectKvrHasNoFindingsAcrossSeedsAndModes) {
   for (int seed : {1, 2, 3}) {
     int code = -1;
-    auto j = run_matrix({}, seed, &code);
+    std::string html;
+    auto j = run_matrix({}, seed, &code, &html);
     EXPECT_EQ(code, 0) << "seed " << seed;
     EXPECT_EQ(j["cells"].size(), 9u);
+    // The HTML report shows each restarted replica's recovery, per cycle and per step.
+    EXPECT_NE(html.find("<th>per replica (ms)</th>"), std::string::npos);
+    EXPECT_NE(html.find("cycle 0: r0 "), std::string::npos);  // sigkill@all
+    EXPECT_NE(html.find("step 5: r1 "), std::string::npos);   // the scenario's restart: 1
     for (const auto& c : j["cells"]) {
       EXPECT_FALSE(c["finding"].get<bool>())
           << "seed " << seed << ": " << c["id"] << ": " << c["reason"];

@@ -216,17 +216,36 @@ std::string findings_table(const std::vector<MatrixResult>& results) {
   return h + "</table>\n";
 }
 
+// A group cell's recovery per replica: for each cycle (a scenario: each step) that restarted
+// replicas, "cycle C: rI N ms, ..." (a cell's own recovery is its slowest replica's).
+std::string replica_recoveries(const MatrixResult& r) {
+  std::string out;
+  for (const auto& c : r.result.cycles) {
+    if (c.recoveries.empty()) continue;
+    std::string each;
+    for (std::size_t i = 0; i < c.recoveries.size() && i < c.hit.size(); ++i)
+      each += fmt::format("{}r{} {:.2f}", each.empty() ? "" : ", ", c.hit[i],
+                          std::chrono::duration<double, std::milli>(c.recoveries[i]).count());
+    out += fmt::format("{}{} {}: {}", out.empty() ? "" : "<br>",
+                       r.cell.spec.steps.empty() ? "cycle" : "step", c.cycle, each);
+  }
+  return out;
+}
+
 std::string all_cells_table(const std::vector<MatrixResult>& results) {
   std::string h =
       "<h2>All cells</h2>\n<details><summary>" + std::to_string(results.size()) +
       " cells</summary><table><tr><th>cell</th><th>fault</th><th>outcome</th><th>seconds</th>"
-      "<th>recovery ms</th></tr>\n";
+      "<th>recovery ms</th><th>per replica (ms)</th></tr>\n";
   for (const auto& r : results) {
     auto ms = recovery_ms(r);
+    const std::string fault =
+        r.cell.spec.steps.empty() ? r.cell.spec.fault.to_string() : "scenario";
     h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{:.2f}</td><td>{}</td></tr>\n",
-        escape(r.cell.id), escape(r.cell.spec.fault.to_string()), colour(r.result.outcome),
-        to_string(r.result.outcome), secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "");
+        "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{:.2f}</td><td>{}</td>"
+        "<td>{}</td></tr>\n",
+        escape(r.cell.id), escape(fault), colour(r.result.outcome), to_string(r.result.outcome),
+        secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "", replica_recoveries(r));
   }
   return h + "</table></details>\n";
 }
