@@ -310,7 +310,7 @@ std::vector<std::string> mariadb_cell(const std::string& run_dir, const std::str
       {"--prepare",
        "mariadb-install-db --no-defaults --datadir={data_dir} --user=root "
        "--auth-root-authentication-method=socket --skip-test-db --innodb-use-native-aio=0 "
-       ">/dev/null",
+       "--tmpdir={run_dir} >/dev/null",
        "--workload",
        m +
            " -e 'create database if not exists w; create table if not exists w.kv (k "
@@ -321,7 +321,8 @@ std::vector<std::string> mariadb_cell(const std::string& run_dir, const std::str
        kCli + " verify --ledger {ledger} --dump \"" + m + " -N -B -e 'select k, v from w.kv'\"",
        "--", "/usr/sbin/mariadbd", "--no-defaults", "--datadir={data_dir}",
        "--socket={run_dir}/m.sock", "--skip-networking", "--user=root", "--innodb-use-native-aio=0",
-       "--innodb-flush-log-at-trx-commit=" + flush, "--innodb-flush-log-at-timeout=2700"});
+       "--tmpdir={run_dir}", "--innodb-flush-log-at-trx-commit=" + flush,
+       "--innodb-flush-log-at-timeout=2700"});
 }
 
 std::string mariadb_skip_reason() {

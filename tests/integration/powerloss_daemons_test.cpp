@@ -311,14 +311,12 @@ TEST(PowerlossPostgres, FsyncOffLosesCommittedRows) {
 // second copies it.
 
 std::vector<std::string> mariadbd(const std::string& socket) {
-  return {kMariadbd,
-          "--no-defaults",
-          "--datadir={data_dir}",
-          "--socket={run_dir}/" + socket,
-          "--skip-networking",
-          "--user=root",
-          "--innodb-flush-method=fsync",
-          "--innodb-use-native-aio=0"};
+  return {kMariadbd, "--no-defaults", "--datadir={data_dir}", "--socket={run_dir}/" + socket,
+          "--skip-networking", "--user=root", "--innodb-flush-method=fsync",
+          "--innodb-use-native-aio=0",
+          // Its own temp dir: the shared TMPDIR of a parallel test run lost a bootstrap
+          // server's temp table under it ("Error on delete of .../#sql-temptable-....MAI").
+          "--tmpdir={run_dir}"};
 }
 
 std::vector<std::string> mariadb_args(const std::string& flush_at_commit, const fs::path& seed) {
@@ -338,7 +336,7 @@ std::vector<std::string> mariadb_args(const std::string& flush_at_commit, const 
           // The bootstrap server without native AIO (io_uring) too, like every other mariadbd
           // here: it was the only one with it, and it aborted once in a clean-clone ASan run
           // ("[ERROR] Aborting"; the cause was not in the log then, it is printed now).
-          "--innodb-use-native-aio=0 >/dev/null || exit 1; " +
+          "--innodb-use-native-aio=0 --tmpdir={run_dir} >/dev/null || exit 1; " +
           prepare_server + "2>{run_dir}/prepare-mariadbd.log & pid=$!; until " + client +
           "p.sock -e 'create database w; create table w.t (i int primary key) engine=innodb' "
           "2>/dev/null; do kill -0 $pid || exit 1; sleep 0.1; done; kill -TERM $pid; "
