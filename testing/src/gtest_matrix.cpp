@@ -37,7 +37,7 @@ MatrixSource matrix_spec(std::function<MatrixSpec()> build, std::uint64_t seed) 
 
 void PrintTo(const MatrixCase& c, std::ostream* os) {
   *os << c.name;
-  if (c.cell) *os << " (" << c.cell->spec.fault.to_string() << ")";
+  if (c.cell) *os << " (" << fault_label(c.cell->spec) << ")";
 }
 
 std::vector<MatrixCase> matrix_cases(const MatrixSource& source) {
@@ -74,8 +74,8 @@ TEST_P(CrashMatrix, cell) {
   const MatrixCase& c = GetParam();
   if (!c.cell) FAIL() << c.error;
   const CellSpec& spec = c.cell->spec;
-  const std::string repro = c.cell->repro.empty() ? repro_command(spec) : c.cell->repro;
-  RecordProperty("fault", spec.steps.empty() ? spec.fault.to_string() : "scenario");
+  const std::string repro = repro_line(*c.cell);
+  RecordProperty("fault", fault_label(spec));
   RecordProperty("repro", repro);
   auto res = run_cell(spec);
   if (!res) FAIL() << "harness error: " << res.error().message << "\n  repro: " << repro;

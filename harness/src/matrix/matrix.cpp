@@ -93,6 +93,14 @@ std::string repro_command(const CellSpec& s) {
   return prefix.empty() ? cmd : "env " + prefix + cmd;
 }
 
+std::string repro_line(const MatrixCell& cell) {
+  return cell.repro.empty() ? repro_command(cell.spec) : cell.repro;
+}
+
+std::string fault_label(const CellSpec& spec) {
+  return spec.steps.empty() ? spec.fault.to_string() : "scenario";
+}
+
 namespace {
 
 // What discovery found out about the target before its cells are listed.
@@ -331,7 +339,7 @@ std::vector<MatrixResult> run_matrix(const std::vector<MatrixCell>& cells,
       auto t0 = Clock::now();
       MatrixResult& r = results[i];
       r.cell = cells[i];
-      r.repro = cells[i].repro.empty() ? repro_command(cells[i].spec) : cells[i].repro;
+      r.repro = repro_line(cells[i]);
       auto res = run_cell(cells[i].spec);
       if (res) {
         r.result = std::move(*res);

@@ -129,16 +129,15 @@ std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPl
     const auto& res = r.result;
     counts[std::string(to_string(res.outcome))] =
         counts.value(std::string(to_string(res.outcome)), 0) + 1;
-    nlohmann::json c{
-        {"id", r.cell.id},
-        {"fault", r.cell.spec.steps.empty() ? r.cell.spec.fault.to_string() : "scenario"},
-        {"outcome", to_string(res.outcome)},
-        {"finding", is_finding(res.outcome)},
-        {"reason", res.reason},
-        {"repro", r.repro},
-        {"seconds", secs(r.elapsed)},
-        {"fired", res.fired},
-        {"notes", res.notes}};
+    nlohmann::json c{{"id", r.cell.id},
+                     {"fault", fault_label(r.cell.spec)},
+                     {"outcome", to_string(res.outcome)},
+                     {"finding", is_finding(res.outcome)},
+                     {"reason", res.reason},
+                     {"repro", r.repro},
+                     {"seconds", secs(r.elapsed)},
+                     {"fired", res.fired},
+                     {"notes", res.notes}};
     if (!r.cell.point.empty()) {
       c["point"] = r.cell.point;
       c["crossing"] = r.cell.crossing;

@@ -239,13 +239,12 @@ std::string all_cells_table(const std::vector<MatrixResult>& results) {
       "<th>recovery ms</th><th>per replica (ms)</th></tr>\n";
   for (const auto& r : results) {
     auto ms = recovery_ms(r);
-    const std::string fault =
-        r.cell.spec.steps.empty() ? r.cell.spec.fault.to_string() : "scenario";
     h += fmt::format(
         "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{:.2f}</td><td>{}</td>"
         "<td>{}</td></tr>\n",
-        escape(r.cell.id), escape(fault), colour(r.result.outcome), to_string(r.result.outcome),
-        secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "", replica_recoveries(r));
+        escape(r.cell.id), escape(fault_label(r.cell.spec)), colour(r.result.outcome),
+        to_string(r.result.outcome), secs(r.elapsed), ms ? fmt::format("{:.2f}", *ms) : "",
+        replica_recoveries(r));
   }
   return h + "</table></details>\n";
 }

@@ -97,6 +97,11 @@ std::vector<MatrixResult> run_matrix(const std::vector<MatrixCell>& cells,
 
 // The `crashkit run` command line that runs `spec` alone, shell-quoted.
 std::string repro_command(const CellSpec& spec);
+// The line that reruns `cell` alone: its own (a scenario's `crashkit matrix SPEC --cell ID`),
+// else repro_command().
+std::string repro_line(const MatrixCell& cell);
+// What the reports call the cell's fault: as `--fault` reads it, or "scenario".
+std::string fault_label(const CellSpec& spec);
 // POSIX shell quoting of one word.
 std::string shell_quote(std::string_view word);
 
