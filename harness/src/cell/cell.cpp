@@ -121,8 +121,8 @@ namespace detail {
 std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (spec_.workload) {
-    auto w =
-        ShellProcess::start(shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle)));
+    auto w = ShellProcess::start(
+        shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle), &background_));
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
   }

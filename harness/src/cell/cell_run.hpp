@@ -117,7 +117,8 @@ class CellRun {
     extra.insert(extra.end(), more.begin(), more.end());
     return child_environment(extra);
   }
-  // `box`: the containment the command's processes join and die with (default: commands_).
+  // `box`: the containment the command's processes join and die with (default: commands_;
+  // background_ for a workload that runs while other commands come and go).
   ShellRun shell(const std::string& command, int cycle, const std::string& log_name,
                  const Containment* box = nullptr) const {
     return {placeholders(cycle).apply(command),
@@ -131,9 +132,8 @@ class CellRun {
   }
   // A run_shell that notes the processes the command left behind (killed).
   Result<ShellResult> run_command(const std::string& command, int cycle,
-                                  const std::string& log_name, NotifyReceiver* rx = nullptr,
-                                  const Containment* box = nullptr) {
-    auto r = run_shell(shell(command, cycle, log_name, box), rx);
+                                  const std::string& log_name, NotifyReceiver* rx = nullptr) {
+    auto r = run_shell(shell(command, cycle, log_name), rx);
     if (r) note_left_behind(*r, log_name);
     return r;
   }
@@ -358,14 +358,20 @@ class CellRun {
   // whole when its daemon or command ends (docs/architecture.md, "Containment").
   Containment daemons_ = Containment::create();
   Containment commands_ = Containment::create();
-  // A command that may run while the workload does (the leader command of a fault during the
-  // workload): its end must not kill the workload's processes.
-  Containment probes_ = Containment::create();
+  // A workload left running in the background while a fault lands (sigkill-after): the
+  // commands run meanwhile (a leader command) end by killing commands_, never the workload.
+  Containment background_ = Containment::create();
   std::vector<std::string> notes_;
   // Groups (group_cell.cpp): the replicas, and the one being started or waited on (-1: none).
   std::vector<std::unique_ptr<ReplicaRun>> replicas_;
   int replica_ = -1;
+  struct AsReplica;
   std::optional<Verdict> make_replicas();
+  std::optional<Verdict> prepare_replicas();
+  std::optional<Verdict> launch_replicas(int cycle, int start_no, const std::vector<int>& which,
+                                         int armed = -1);
+  std::optional<Verdict> await_replicas(const std::vector<int>& which, const std::string& when,
+                                        std::vector<Duration>& took);
   Result<std::vector<int>> pick_replicas(int cycle, const ReplicaPick& at);
   std::optional<Verdict> start_replicas(int cycle, int start_no, const std::vector<int>& which,
                                         CycleResult* cr);

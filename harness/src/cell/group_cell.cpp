@@ -89,8 +89,7 @@ Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at
     case ReplicaPick::Kind::leader:
       break;
   }
-  auto r =
-      run_command(*spec_.leader, cycle, fmt::format("leader.{}.log", cycle), nullptr, &probes_);
+  auto r = run_command(*spec_.leader, cycle, fmt::format("leader.{}.log", cycle));
   if (!r) return r.error();
   std::string_view out = r->output_tail;
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.remove_suffix(1);
@@ -106,34 +105,63 @@ Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at
   return std::vector<int>{index};
 }
 
-// Starts each of `which`, then waits for each to get ready: a member of a cluster may report
-// READY only once enough of the others are up. `cr`: record each restart's recovery time.
-std::optional<Verdict> CellRun::start_replicas(int cycle, int start_no,
-                                               const std::vector<int>& which, CycleResult* cr) {
-  struct Reset {
-    int& r;
-    ~Reset() { r = -1; }
-  } reset{replica_};
+// Sets replica_ for a scope (placeholders, start() and journal paths are that replica's).
+struct CellRun::AsReplica {
+  int& slot;
+  AsReplica(int& s, int i) : slot(s) { slot = i; }
+  ~AsReplica() { slot = -1; }
+};
+
+// --prepare once per replica, with that replica's placeholders.
+std::optional<Verdict> CellRun::prepare_replicas() {
+  for (int i = 0; i < spec_.replicas; ++i) {
+    AsReplica as(replica_, i);
+    if (auto v = prepare()) return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
+  }
+  return std::nullopt;
+}
+
+// Starts each of `which` without waiting; replica `armed` with CRASHKIT_PLAN.
+std::optional<Verdict> CellRun::launch_replicas(int cycle, int start_no,
+                                                const std::vector<int>& which, int armed) {
   for (int i : which) {
-    replica_ = i;
-    auto d = start(cycle, start_no);
+    AsReplica as(replica_, i);
+    auto d = start(cycle, start_no, i == armed ? Arm::plan : Arm::none);
     if (!d) return Verdict{Outcome::harness_error, d.error().message};
     replicas_[i]->daemon.emplace(std::move(*d));
   }
+  return std::nullopt;
+}
+
+// Waits for each of `which` to get ready, in turn (they were all started first: a member of a
+// cluster may report READY only once enough of the others are up). `when` starts a failure's
+// reason; `took` gets each one's start -> READY, in `which` order.
+std::optional<Verdict> CellRun::await_replicas(const std::vector<int>& which,
+                                               const std::string& when,
+                                               std::vector<Duration>& took) {
   for (int i : which) {
-    replica_ = i;
+    AsReplica as(replica_, i);
     Duration elapsed{};
     if (auto why = await_ready(*replicas_[i]->daemon, &elapsed))
-      return did_not_get_ready(fmt::format("{}replica {}: {}",
-                                           cr != nullptr
-                                               ? fmt::format("cycle {}: after restart: ", cr->cycle)
-                                               : std::string("before any fault: "),
-                                           i, *why));
-    if (cr != nullptr) cr->recoveries.push_back(elapsed);
-    say(fmt::format("replica {}: {} after {} (pid {})", i, cr != nullptr ? "recovered" : "ready",
-                    format_duration(elapsed), replicas_[i]->daemon->main_pid()));
+      return did_not_get_ready(fmt::format("{}replica {}: {}", when, i, *why));
+    took.push_back(elapsed);
+    say(fmt::format("replica {}: ready after {} (pid {})", i, format_duration(elapsed),
+                    replicas_[i]->daemon->main_pid()));
   }
   return std::nullopt;
+}
+
+// Starts each of `which`, then awaits each. `cr`: a restart, whose recovery times it records.
+std::optional<Verdict> CellRun::start_replicas(int cycle, int start_no,
+                                               const std::vector<int>& which, CycleResult* cr) {
+  if (auto v = launch_replicas(cycle, start_no, which)) return v;
+  std::vector<Duration> took;
+  auto v = await_replicas(
+      which,
+      cr != nullptr ? fmt::format("cycle {}: after restart: ", cr->cycle) : "before any fault: ",
+      took);
+  if (cr != nullptr) cr->recoveries.insert(cr->recoveries.end(), took.begin(), took.end());
+  return v;
 }
 
 // A replica that died without being hit is a finding, named.
@@ -153,7 +181,7 @@ std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   const std::string log_name = fmt::format("workload.{}.log", cycle);
   if (spec_.workload) {
-    auto w = ShellProcess::start(shell(*spec_.workload, cycle, log_name));
+    auto w = ShellProcess::start(shell(*spec_.workload, cycle, log_name, &background_));
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
   }
@@ -212,11 +240,10 @@ std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr, const F
 std::optional<Verdict> CellRun::cut_power_of(int cycle, CycleResult& cr, const Fault& fault) {
   std::string lines;
   for (int i : cr.hit) {
-    replica_ = i;
+    AsReplica as(replica_, i);
     CycleResult one;
-    auto v = cut_power(cycle, one, &fault);
-    replica_ = -1;
-    if (v) return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
+    if (auto v = cut_power(cycle, one, &fault))
+      return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
     if (!one.powerloss.empty())
       lines += fmt::format("{}replica {}: {}", lines.empty() ? "" : "; ", i, one.powerloss);
   }
@@ -228,14 +255,9 @@ CellResult CellRun::run_group() {
   CellResult result;
   result.run_dir = run_.root;
   if (auto v = make_replicas()) return finish(result, v->outcome, v->reason);
+  if (auto v = prepare_replicas()) return finish(result, v->outcome, v->reason);
   std::vector<int> everyone(replicas_.size());
   std::iota(everyone.begin(), everyone.end(), 0);
-  for (int i : everyone) {
-    replica_ = i;
-    auto v = prepare();
-    replica_ = -1;
-    if (v) return finish(result, v->outcome, fmt::format("replica {}: {}", i, v->reason));
-  }
   if (auto v = start_replicas(0, 0, everyone, nullptr))
     return finish(result, v->outcome, v->reason);
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {

@@ -5,6 +5,7 @@
 // the checks run. Run-phase plans only: a plan armed on a restart is not built for groups.
 #include <fmt/format.h>
 
+#include <numeric>
 #include <variant>
 
 #include "cell_run.hpp"
@@ -13,28 +14,13 @@ namespace crashkit::detail {
 
 // Prepares and starts every replica, `armed` with CRASHKIT_PLAN, then awaits each.
 std::optional<Verdict> CellRun::start_armed_group(int armed) {
-  for (int i = 0; i < spec_.replicas; ++i) {
-    replica_ = i;
-    auto v = prepare();
-    if (!v) {
-      auto d = start(0, 0, i == armed ? Arm::plan : Arm::none);
-      if (d)
-        replicas_[i]->daemon.emplace(std::move(*d));
-      else
-        v = Verdict{Outcome::harness_error, d.error().message};
-    }
-    replica_ = -1;
-    if (v) return Verdict{v->outcome, fmt::format("replica {}: {}", i, v->reason)};
-  }
-  for (int i = 0; i < spec_.replicas; ++i) {
-    replica_ = i;
-    Duration elapsed{};
-    auto why = await_ready(*replicas_[i]->daemon, &elapsed);
-    replica_ = -1;
-    if (why) return did_not_get_ready(fmt::format("before any fault: replica {}: {}", i, *why));
-    say(fmt::format("replica {}: ready after {}{}", i, format_duration(elapsed),
-                    i == armed ? " (armed: " + spec_.fault.plan + ")" : ""));
-  }
+  if (auto v = prepare_replicas()) return v;
+  std::vector<int> everyone(replicas_.size());
+  std::iota(everyone.begin(), everyone.end(), 0);
+  if (auto v = launch_replicas(0, 0, everyone, armed)) return v;
+  std::vector<Duration> took;
+  if (auto v = await_replicas(everyone, "before any fault: ", took)) return v;
+  say(fmt::format("replica {}: armed: {}", armed, spec_.fault.plan));
   return std::nullopt;
 }
 

@@ -51,14 +51,9 @@ std::vector<int> CellRun::down_replicas() const {
 
 // start: every replica that is down, without waiting (a wait_ready step follows).
 std::optional<Verdict> CellRun::step_start(int at) {
-  for (int i : down_replicas()) {
-    replica_ = i;
-    auto d = start(at, 0);
-    replica_ = -1;
-    if (!d) return Verdict{Outcome::harness_error, d.error().message};
-    replicas_[i]->daemon.emplace(std::move(*d));
-    awaiting_.push_back(i);
-  }
+  const std::vector<int> down = down_replicas();
+  if (auto v = launch_replicas(at, 0, down)) return v;
+  awaiting_.insert(awaiting_.end(), down.begin(), down.end());
   step_log(fmt::format("step {}: start: {} replica(s) started", at, awaiting_.size()));
   return std::nullopt;
 }
@@ -66,14 +61,10 @@ std::optional<Verdict> CellRun::step_start(int at) {
 std::optional<Verdict> CellRun::step_wait_ready(int at, CellResult& result) {
   std::vector<int> which;
   which.swap(awaiting_);
-  for (int i : which) {
-    replica_ = i;
-    Duration elapsed{};
-    auto why = await_ready(*replicas_[i]->daemon, &elapsed);
-    replica_ = -1;
-    if (why) return did_not_get_ready(fmt::format("replica {}: {}", i, *why));
+  std::vector<Duration> took;
+  if (auto v = await_replicas(which, "", took)) return v;
+  for (Duration elapsed : took)
     if (!result.first_ready || elapsed > *result.first_ready) result.first_ready = elapsed;
-  }
   step_log(fmt::format("step {}: wait_ready: {} replica(s) ready", at, which.size()));
   return std::nullopt;
 }
@@ -152,12 +143,7 @@ CellResult CellRun::run_scenario() {
   CellResult result;
   result.run_dir = run_.root;
   if (auto v = make_replicas()) return finish(result, v->outcome, v->reason);
-  for (int i = 0; i < spec_.replicas; ++i) {
-    replica_ = i;
-    auto v = prepare();
-    replica_ = -1;
-    if (v) return finish(result, v->outcome, fmt::format("replica {}: {}", i, v->reason));
-  }
+  if (auto v = prepare_replicas()) return finish(result, v->outcome, v->reason);
   // Without a first `start` step, every replica starts and gets ready first, as "step 0".
   const std::vector<ScenarioStep>& steps = spec_.steps;
   if (steps.empty() || steps.front().kind != ScenarioStep::Kind::start) {

@@ -65,7 +65,7 @@ struct ScenarioStep {
   enum class Kind { start, wait_ready, workload, fault, restart, check, sleep };
   Kind kind = Kind::start;
   Fault fault;           // Kind::fault: sigterm, sigkill or powerloss with a pick ("sigkill@1")
-  std::string replicas;  // Kind::restart: an index, "all" or "down" (every replica that is)
+  std::string replicas;  // Kind::restart: an index, or "all" (every replica that is down)
   Duration pause{};      // Kind::sleep
   std::string text;      // as written, for the step log
 };
