@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../support/cli_runner.hpp"
+#include "../support/matrix_report.hpp"
 
 namespace crashkit {
 namespace {
@@ -22,20 +22,11 @@ const std::string kPowerlossSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-pow
 const std::string kFixtures = fs::path(CRASHKIT_KVD).parent_path().string();
 
 nlohmann::json run_matrix(const std::string& bug, int* code, const std::string& spec = kSpec) {
-  auto json = fs::temp_directory_path() / ("ck-kvd-" + std::to_string(getpid()) + bug + ".json");
   std::vector<std::string> env{"PATH=" + kFixtures + ":" + getenv("PATH")};
   if (!bug.empty()) env.push_back("KVD_BUG=" + bug);
-  auto r = test::run_cli(
-      {kCli, "matrix", "-q", spec, "-j", "2", "--seed", "11", "--json", json.string()}, 10min, env);
-  *code = r.code();
-  std::ifstream in(json);
-  if (!in) {
-    ADD_FAILURE() << "no JSON report; output:\n" << r.output;
-    return {};
-  }
-  auto j = nlohmann::json::parse(in);
-  fs::remove(json);
-  return j;
+  auto m = test::run_matrix_report({kCli, "matrix", "-q", spec, "-j", "2", "--seed", "11"}, env);
+  *code = m.code;
+  return m.json;
 }
 
 TEST(KvdMatrix, CorrectKvdHasNoFindings) {

@@ -6,12 +6,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "../support/cli_runner.hpp"
+#include "../support/matrix_report.hpp"
 #include "../support/process_checks.hpp"
 
 namespace crashkit {
@@ -24,31 +22,12 @@ const std::string kCli = CRASHKIT_CLI;
 const std::string kSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvr/matrix.yaml";
 const std::string kFixtures = fs::path(CRASHKIT_KVR).parent_path().string();
 
-// The matrix's JSON report, with kvr's environment (KVR_BUG=..., KVR_DURABILITY=...).
-// With `html`, the HTML report's text too.
-nlohmann::json run_matrix(const std::vector<std::string>& kvr_env, int seed, int* code,
-                          std::string* html = nullptr) {
-  auto json = fs::temp_directory_path() / ("ck-kvr-" + std::to_string(getpid()) + ".json");
-  auto html_file = fs::path(json).replace_extension(".html");
+// The matrix's reports, with kvr's environment (KVR_BUG=..., KVR_DURABILITY=...).
+test::MatrixReport run_matrix(const std::vector<std::string>& kvr_env, int seed) {
   std::vector<std::string> env{"PATH=" + kFixtures + ":" + getenv("PATH")};
   env.insert(env.end(), kvr_env.begin(), kvr_env.end());
-  auto r = test::run_cli({kCli, "matrix", "-q", kSpec, "-j", "2", "--seed", std::to_string(seed),
-                          "--json", json.string(), "--html", html_file.string()},
-                         10min, env);
-  if (html != nullptr) {
-    std::ifstream h(html_file);
-    html->assign(std::istreambuf_iterator<char>(h), {});
-  }
-  fs::remove(html_file);
-  *code = r.code();
-  std::ifstream in(json);
-  if (!in) {
-    ADD_FAILURE() << "no JSON report; output:\n" << r.output;
-    return {};
-  }
-  auto j = nlohmann::json::parse(in);
-  fs::remove(json);
-  return j;
+  return test::run_matrix_report(
+      {kCli, "matrix", "-q", kSpec, "-j", "2", "--seed", std::to_string(seed)}, env, true);
 }
 
 std::set<std::string> found_in(const nlohmann::json& j) {
@@ -60,10 +39,10 @@ std::set<std::string> found_in(const nlohmann::json& j) {
 
 TEST(KvrMatrix, CorrectKvrHasNoFindingsAcrossSeedsAndModes) {
   for (int seed : {1, 2, 3}) {
-    int code = -1;
-    std::string html;
-    auto j = run_matrix({}, seed, &code, &html);
-    EXPECT_EQ(code, 0) << "seed " << seed;
+    const auto m = run_matrix({}, seed);
+    const auto& j = m.json;
+    const std::string& html = m.html;
+    EXPECT_EQ(m.code, 0) << "seed " << seed;
     EXPECT_EQ(j["cells"].size(), 9u);
     // The HTML report shows each restarted replica's recovery, per cycle and per step.
     EXPECT_NE(html.find("<th>per replica (ms)</th>"), std::string::npos);
@@ -77,10 +56,9 @@ TEST(KvrMatrix, CorrectKvrHasNoFindingsAcrossSeedsAndModes) {
       EXPECT_TRUE(c["notes"].empty()) << c["id"] << ": " << c["notes"];
     }
   }
-  int code = -1;
-  auto all = run_matrix({"KVR_DURABILITY=sync_all"}, 1, &code);
-  EXPECT_EQ(code, 0) << all["counts"];
-  EXPECT_TRUE(found_in(all).empty());
+  const auto all = run_matrix({"KVR_DURABILITY=sync_all"}, 1);
+  EXPECT_EQ(all.code, 0) << all.json["counts"];
+  EXPECT_TRUE(found_in(all.json).empty());
   EXPECT_TRUE(test::no_children_left());
 }
 
@@ -108,9 +86,9 @@ class KvrDetection : public ::testing::TestWithParam<Row> {};
 // cell finds anything.
 TEST_P(KvrDetection, CaughtByTheCellsTheTableNames) {
   const Row& row = GetParam();
-  int code = -1;
-  auto j = run_matrix({row.env}, 7, &code);
-  EXPECT_EQ(code, 1) << row.env << ": " << j["counts"];
+  const auto m = run_matrix({row.env}, 7);
+  const auto& j = m.json;
+  EXPECT_EQ(m.code, 1) << row.env << ": " << j["counts"];
   std::set<std::string> named(row.every.begin(), row.every.end());
   named.insert(row.any.begin(), row.any.end());
   named.insert(kMinority50);

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "../support/cli_runner.hpp"
+#include "../support/kvd.hpp"
 
 namespace crashkit {
 namespace {
@@ -79,10 +80,12 @@ TEST(PowerlossCli, AFindingKeepsAReportThatExplainsTheRollback) {
   auto run_dir = fs::temp_directory_path() / ("ck-plreport-" + std::to_string(getpid()));
   fs::remove_all(run_dir);
   auto r = test::run_cli(
-      {kCli, "run", "--fault", "powerloss", "--run-dir", run_dir.string(), "--workload",
-       "kvd-workload --socket {run_dir}/kvd.sock --ledger {ledger} --count 16 --keys 6", "--check",
-       "kvd-verify --socket {run_dir}/kvd.sock --ledger {ledger}", "--", "kvd", "--data-dir",
-       "{data_dir}", "--socket", "{run_dir}/kvd.sock", "--checkpoint-every", "6"},
+      test::with_kvd(
+          {kCli, "run", "--fault", "powerloss", "--run-dir", run_dir.string(), "--workload",
+           "kvd-workload --socket {run_dir}/kvd.sock --ledger {ledger} --count 16 "
+           "--keys 6",
+           "--check", "kvd-verify --socket {run_dir}/kvd.sock --ledger {ledger}", "--"},
+          "kvd"),
       2min, env);
   EXPECT_EQ(r.code(), 1) << r.output;
   EXPECT_NE(r.output.find("violation"), std::string::npos) << r.output;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../support/cli_runner.hpp"
+#include "../support/kvd.hpp"
 #include "../support/process_checks.hpp"
 #include "../support/redis.hpp"
 
@@ -119,26 +120,13 @@ fs::path run_dir_for(const std::string& name) {
 
 std::vector<std::string> kvd_args() {
   const std::string bin = kFixtures.string() + "/";
-  return {"--cycles",
-          "2",
-          "--workload",
-          bin +
-              "kvd-workload --socket {run_dir}/kvd.sock --ledger {ledger} --count 16 --keys 6 "
-              "--tag {cycle}",
-          "--check-offline",
-          bin + "kvd-fsck --data-dir {data_dir}",
-          "--check",
-          bin + "kvd-verify --socket {run_dir}/kvd.sock --ledger {ledger}",
-          "--check",
-          bin + "kvd-fsck --data-dir {data_dir} --no-temp",
-          "--",
-          CRASHKIT_KVD,
-          "--data-dir",
-          "{data_dir}",
-          "--socket",
-          "{run_dir}/kvd.sock",
-          "--checkpoint-every",
-          "6"};
+  return test::with_kvd({"--cycles", "2", "--workload",
+                         bin + "kvd-workload --socket {run_dir}/kvd.sock --ledger {ledger} --count "
+                               "16 --keys 6 --tag {cycle}",
+                         "--check-offline", bin + "kvd-fsck --data-dir {data_dir}", "--check",
+                         bin + "kvd-verify --socket {run_dir}/kvd.sock --ledger {ledger}",
+                         "--check", bin + "kvd-fsck --data-dir {data_dir} --no-temp", "--"},
+                        CRASHKIT_KVD);
 }
 
 TEST(PowerlossKvd, CorrectKvdPassesPowerLoss) {

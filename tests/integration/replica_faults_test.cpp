@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "../support/cli_runner.hpp"
+#include "../support/kvd.hpp"
 #include "../support/process_checks.hpp"
 
 namespace crashkit {
@@ -111,30 +112,16 @@ TEST(Replicas, ScenarioSpecErrorsNameTheLine) {
 TEST(Replicas, PowerLossHitsThePickedReplicasOnly) {
   const std::string bin = fs::path(CRASHKIT_KVD).parent_path().string();
   auto cell = [&](const char* fault) {
-    return std::vector<std::string>{
-        kCli,
-        "run",
-        "--replicas",
-        "3",
-        "--fault",
-        fault,
-        "--workload",
-        bin +
-            "/kvd-workload --socket {run_dir:0}/kvd.sock --ledger {ledger} --count 16 --keys 6 "
-            "&& " +
-            bin +
-            "/kvd-workload --socket {run_dir:1}/kvd.sock --ledger {scratch}/l1 --count 16 "
-            "--keys 6",
-        "--check",
-        bin + "/kvd-verify --socket {run_dir:0}/kvd.sock --ledger {ledger}",
-        "--",
-        bin + "/kvd",
-        "--data-dir",
-        "{data_dir}",
-        "--socket",
-        "{run_dir}/kvd.sock",
-        "--checkpoint-every",
-        "6"};
+    return test::with_kvd(
+        {kCli, "run", "--replicas", "3", "--fault", fault, "--workload",
+         bin +
+             "/kvd-workload --socket {run_dir:0}/kvd.sock --ledger {ledger} --count 16 --keys 6 "
+             "&& " +
+             bin +
+             "/kvd-workload --socket {run_dir:1}/kvd.sock --ledger {scratch}/l1 --count 16 "
+             "--keys 6",
+         "--check", bin + "/kvd-verify --socket {run_dir:0}/kvd.sock --ledger {ledger}", "--"},
+        bin + "/kvd");
   };
   for (const char* fault : {"powerloss@all", "powerloss@1"}) {
     auto r = test::run_cli(cell(fault));
