@@ -4,22 +4,14 @@
 // the ratio (goal: powerloss <= 1.5x sigkill).
 //
 //   powerloss_cell [ROUNDS]   (default 15)
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "cli_timing.hpp"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 double run_ms(const std::string& fault) {
   const std::string fixtures = CRASHKIT_FIXTURES_DIR;
@@ -41,29 +33,7 @@ double run_ms(const std::string& fault) {
       "{run_dir}/kvd.sock",
       "--checkpoint-every",
       "6"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  auto t0 = Clock::now();
-  pid_t pid;
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) std::exit(3);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    std::fprintf(stderr, "powerloss_cell: the %s cell did not pass (status %d)\n", fault.c_str(),
-                 st);
-    std::exit(1);
-  }
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return bench::timed_cli_ms(std::move(args), "powerloss_cell: the " + fault + " cell");
 }
 
 }  // namespace
@@ -75,7 +45,7 @@ int main(int argc, char** argv) {
     kill.push_back(run_ms("sigkill"));
     power.push_back(run_ms("powerloss"));
   }
-  const double k = median(kill), p = median(power);
+  const double k = bench::median(kill), p = bench::median(power);
   std::printf("kvd cell through crashkit run (16 writes, checkpoint every 6), %d rounds\n", rounds);
   std::printf("  --fault sigkill   : median %.1f ms\n", k);
   std::printf("  --fault powerloss : median %.1f ms\n", p);

@@ -6,58 +6,20 @@
 // (goal: flat, the second at most 1.5x the first).
 //
 //   replica_cell [ROUNDS]   (default 9)
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "cli_timing.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 double run_ms(int replicas) {
-  std::vector<std::string> args = {CRASHKIT_CLI,
-                                   "run",
-                                   "-q",
-                                   "--fault",
-                                   "sigkill@all",
-                                   "--replicas",
-                                   std::to_string(replicas),
-                                   "--cycles",
-                                   "5",
-                                   "--",
-                                   CRASHKIT_NOTIFY_FIXTURE};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  auto t0 = Clock::now();
-  pid_t pid;
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) std::exit(3);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    std::fprintf(stderr, "replica_cell: the %d-replica cell did not pass (status %d)\n", replicas,
-                 st);
-    std::exit(1);
-  }
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return bench::timed_cli_ms(
+      {CRASHKIT_CLI, "run", "-q", "--fault", "sigkill@all", "--replicas", std::to_string(replicas),
+       "--cycles", "5", "--", CRASHKIT_NOTIFY_FIXTURE},
+      "replica_cell: the " + std::to_string(replicas) + "-replica cell");
 }
 
 }  // namespace
@@ -71,7 +33,8 @@ int main(int argc, char** argv) {
     nine.push_back(run_ms(9));
     singles.push_back(run_ms(1) + run_ms(1) + run_ms(1));
   }
-  const double t1 = median(one), t3 = median(three), t9 = median(nine), s3 = median(singles);
+  const double t1 = bench::median(one), t3 = bench::median(three), t9 = bench::median(nine),
+               s3 = bench::median(singles);
   std::printf("notify fixture, 5 cycles of sigkill@all through crashkit run, %d rounds\n", rounds);
   std::printf("  --replicas 1 : median %.1f ms\n", t1);
   std::printf("  --replicas 3 : median %.1f ms\n", t3);
