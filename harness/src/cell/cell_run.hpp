@@ -371,7 +371,7 @@ class CellRun {
   std::optional<Verdict> launch_replicas(int cycle, int start_no, const std::vector<int>& which,
                                          int armed = -1);
   std::optional<Verdict> await_replicas(const std::vector<int>& which, const std::string& when,
-                                        std::vector<Duration>& took);
+                                        std::vector<Duration>& took, bool restart = false);
   Result<std::vector<int>> pick_replicas(int cycle, const ReplicaPick& at);
   std::optional<Verdict> start_replicas(int cycle, int start_no, const std::vector<int>& which,
                                         CycleResult* cr);

@@ -135,18 +135,18 @@ std::optional<Verdict> CellRun::launch_replicas(int cycle, int start_no,
 
 // Waits for each of `which` to get ready, in turn (they were all started first: a member of a
 // cluster may report READY only once enough of the others are up). `when` starts a failure's
-// reason; `took` gets each one's start -> READY, in `which` order.
+// reason; `took` gets each one's start -> READY, in `which` order. `restart`: say "recovered".
 std::optional<Verdict> CellRun::await_replicas(const std::vector<int>& which,
-                                               const std::string& when,
-                                               std::vector<Duration>& took) {
+                                               const std::string& when, std::vector<Duration>& took,
+                                               bool restart) {
   for (int i : which) {
     AsReplica as(replica_, i);
     Duration elapsed{};
     if (auto why = await_ready(*replicas_[i]->daemon, &elapsed))
       return did_not_get_ready(fmt::format("{}replica {}: {}", when, i, *why));
     took.push_back(elapsed);
-    say(fmt::format("replica {}: ready after {} (pid {})", i, format_duration(elapsed),
-                    replicas_[i]->daemon->main_pid()));
+    say(fmt::format("replica {}: {} after {} (pid {})", i, restart ? "recovered" : "ready",
+                    format_duration(elapsed), replicas_[i]->daemon->main_pid()));
   }
   return std::nullopt;
 }
@@ -159,7 +159,7 @@ std::optional<Verdict> CellRun::start_replicas(int cycle, int start_no,
   auto v = await_replicas(
       which,
       cr != nullptr ? fmt::format("cycle {}: after restart: ", cr->cycle) : "before any fault: ",
-      took);
+      took, cr != nullptr);
   if (cr != nullptr) cr->recoveries.insert(cr->recoveries.end(), took.begin(), took.end());
   return v;
 }
