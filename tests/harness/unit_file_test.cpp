@@ -15,11 +15,20 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+// The units a test writes, in a directory removed when the test process exits.
+struct UnitDir {
+  fs::path path = fs::temp_directory_path() / ("ck-unit-" + std::to_string(getpid()));
+  ~UnitDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 fs::path write_unit(const std::string& name, const std::string& text) {
-  fs::path dir = fs::temp_directory_path() / ("ck-unit-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / name) << text;
-  return dir / name;
+  static UnitDir dir;
+  fs::create_directories(dir.path);
+  std::ofstream(dir.path / name) << text;
+  return dir.path / name;
 }
 
 TEST(UnitFile, ReadsServiceSettingsWithSystemdsGrammar) {
