@@ -1,7 +1,6 @@
 // Runs `crashkit matrix ...` with --json (and --html) and reads the reports back, for tests
 // that judge a whole matrix by its cells. A missing JSON report is a test failure, with the
-// command's output. The matrix runs with a TMPDIR of its own, removed afterwards: the run dirs
-// its failing cells keep as evidence would otherwise pile up, run after run.
+// command's output.
 //
 //   auto m = test::run_matrix_report({kCli, "matrix", "-q", spec}, {"KVD_BUG=x"});
 //   for (const auto& c : m.json["cells"]) ...
@@ -35,11 +34,7 @@ inline MatrixReport run_matrix_report(std::vector<std::string> argv,
   const auto json = base.string() + ".json", html = base.string() + ".html";
   argv.insert(argv.end(), {"--json", json});
   if (with_html) argv.insert(argv.end(), {"--html", html});
-  std::error_code ec;
-  std::filesystem::create_directories(base, ec);
-  std::vector<std::string> with_tmp = env;
-  with_tmp.push_back("TMPDIR=" + base.string());
-  auto r = run_cli(std::move(argv), std::chrono::minutes(10), with_tmp);
+  auto r = run_cli(std::move(argv), std::chrono::minutes(10), env);
   MatrixReport m;
   m.code = r.code();
   if (std::ifstream in(json); in) {
@@ -49,9 +44,9 @@ inline MatrixReport run_matrix_report(std::vector<std::string> argv,
   }
   if (std::ifstream in(html); with_html && in)
     m.html.assign(std::istreambuf_iterator<char>(in), {});
+  std::error_code ec;
   std::filesystem::remove(json, ec);
   std::filesystem::remove(html, ec);
-  std::filesystem::remove_all(base, ec);
   return m;
 }
 
