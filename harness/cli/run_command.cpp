@@ -47,6 +47,7 @@ struct RunOptions {
   std::vector<std::string> env;
   int replicas = 1;
   int plan_replica = -1;
+  int discover_replica = -1;  // discover --replica I (in a group)
   std::string peers_format = "{peer_addr}";
   std::string leader;
   CLI::App* app = nullptr;  // to ask which flags were given (they win over --unit's settings)
@@ -89,6 +90,10 @@ Result<CellSpec> to_spec(const RunOptions& o) {
                   .index = o.plan_replica,
                   .text = std::to_string(o.plan_replica)};
   }
+  if (o.discover_replica >= 0)
+    s.fault.at = {.kind = ReplicaPick::Kind::one,
+                  .index = o.discover_replica,
+                  .text = std::to_string(o.discover_replica)};
   s.cycles = o.cycles;
   s.replicas = o.replicas;
   s.peers_format = o.peers_format;
@@ -226,6 +231,13 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
 }
 
 int execute_discover(const RunOptions& o) {
+  if (o.replicas > 1 && o.discover_replica < 0)
+    return fail(usage_error(fmt::format(
+        "discover --replicas {}: crossings are counted in one replica; name it (--replica I)",
+        o.replicas)));
+  if (o.discover_replica >= o.replicas)
+    return fail(usage_error(fmt::format("discover --replica {}: there are replicas 0 to {}",
+                                        o.discover_replica, o.replicas - 1)));
   auto spec = to_spec(o);
   if (!spec) return fail(spec.error());
   CellLog log;
@@ -311,6 +323,17 @@ std::function<int()> add_discover_command(CLI::App& app) {
       "Run the workload once without a fault and count each crash point's crossings "
       "(first start + workload, and recovery after a SIGKILL).");
   cmd->add_flag("--json", o->json, "print JSON: {point: {run: N, recovery: M}}");
+  cmd->add_option("--replicas", o->replicas,
+                  "start N copies of the target as a group (docs/replicas.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--replica", o->discover_replica,
+                  "with --replicas: the replica whose crossings are counted (its restart after "
+                  "a SIGKILL counts recovery while the others serve)")
+      ->check(CLI::Range(0, 63));
+  cmd->add_option("--peers-format", o->peers_format,
+                  "one entry of {peers} / {members}, e.g. 'n{replica}=http://{peer_addr}'")
+      ->capture_default_str();
   add_cell_options(cmd, *o);
   return [o] { return execute_discover(*o); };
 }

@@ -1,6 +1,7 @@
 // Groups of replicas beyond signal faults (docs/replicas.md): scenarios (ordered steps, one cell
 // each, with a bug only their order reveals), power loss of the picked replicas, and a crash plan
-// armed in one replica, each shown both ways.
+// armed in one replica, on its first start or on its restart (recovery points, and the matrix
+// discovering them), each shown both ways.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -197,6 +198,96 @@ TEST(Replicas, CrashPlanInOneReplica) {
   EXPECT_NE(m.output.find("--plan-replica 2"), std::string::npos) << m.output;
   m = test::run_cli({kCli, "matrix", spec.string()});
   EXPECT_EQ(m.code(), 0) << m.output;
+  fs::remove(spec);
+  EXPECT_TRUE(test::no_children_left());
+}
+
+// Three kvd replicas with the workload and checks on replica 2, as above.
+std::vector<std::string> kvd_group(const std::string& bin, std::vector<std::string> head) {
+  head.insert(head.end(),
+              {"--replicas", "3", "--workload",
+               bin + "/kvd-workload --socket {run_dir:2}/kvd.sock --ledger {ledger} --count 10",
+               "--", bin + "/kvd", "--data-dir", "{data_dir}", "--socket", "{run_dir}/kvd.sock"});
+  return head;
+}
+
+// --plan-on restart with --plan-replica: replica 2 is SIGKILLed after the workload and its
+// restart is armed, so the point fires inside its recovery while replicas 0 and 1 serve. The
+// correct kvd recovers from a crash in its recovery compaction; recovery-not-idempotent (it trims
+// the WAL before the compaction is durable) loses acknowledged writes; a crossing recovery never
+// reaches is fault_not_reached.
+TEST(Replicas, RecoveryPlanInOneReplica) {
+  const std::string bin = fs::path(CRASHKIT_KVD).parent_path().string();
+  auto cell = [&](const char* plan) {
+    auto argv = kvd_group(
+        bin, {kCli, "run", "--plan", plan, "--plan-on", "restart", "--plan-replica", "2", "--check",
+              bin + "/kvd-verify --socket {run_dir:2}/kvd.sock --ledger {ledger}"});
+    return argv;
+  };
+  auto ok = test::run_cli(cell("recovery.compact@1=kill"));
+  EXPECT_EQ(ok.code(), 0) << ok.output;
+  EXPECT_NE(ok.output.find("fired in replica 2 of 3 during its recovery"), std::string::npos)
+      << ok.output;
+  EXPECT_NE(ok.output.find("crash inside replica 2's recovery fired"), std::string::npos)
+      << ok.output;
+  auto lost =
+      test::run_cli(cell("recovery.compact@1=kill"), 2min, {"KVD_BUG=recovery-not-idempotent"});
+  EXPECT_EQ(lost.code(), 1) << lost.output;
+  EXPECT_NE(lost.output.find("violation: cycle 0: online check"), std::string::npos) << lost.output;
+  EXPECT_NE(lost.output.find("acknowledged data lost"), std::string::npos) << lost.output;
+  auto missed = test::run_cli(cell("recovery.replay.record@50=kill"));
+  EXPECT_EQ(missed.code(), 0) << missed.output;
+  EXPECT_NE(missed.output.find("never fired in replica 2's recovery"), std::string::npos)
+      << missed.output;
+  EXPECT_TRUE(test::no_children_left());
+}
+
+// Discovery in one replica: `crashkit discover --replicas 3 --replica 2` counts replica 2's
+// crossings (its workload, then its restart after a SIGKILL), and a matrix's
+// `crash_points: {replica: 2, points: all, phase: recovery}` lists one cell per crossing it
+// found. The correct kvd passes every cell; recovery-not-idempotent fails the compaction's.
+TEST(Replicas, DiscoveryInOneReplicaListsItsCells) {
+  const std::string bin = fs::path(CRASHKIT_KVD).parent_path().string();
+  auto d = test::run_cli(kvd_group(bin, {kCli, "discover", "--json", "-q", "--replica", "2"}));
+  ASSERT_EQ(d.code(), 0) << d.output;
+  EXPECT_NE(d.output.find("\"wal.append.before\": {\n    \"recovery\": 0,\n    \"run\": 10"),
+            std::string::npos)
+      << d.output;
+  EXPECT_NE(d.output.find("\"recovery.compact\": {\n    \"recovery\": 1,"), std::string::npos)
+      << d.output;
+  auto unnamed = test::run_cli(kvd_group(bin, {kCli, "discover"}));
+  EXPECT_EQ(unnamed.code(), 2) << unnamed.output;
+  EXPECT_NE(unnamed.output.find("name it (--replica I)"), std::string::npos) << unnamed.output;
+
+  const fs::path spec =
+      fs::temp_directory_path() / ("ck-discover-" + std::to_string(getpid()) + ".yaml");
+  auto write_spec = [&](const std::string& replica) {
+    std::ofstream(spec) << "target: [" << bin << "/kvd, --data-dir, \"{data_dir}\", --socket, "
+                        << "\"{run_dir}/kvd.sock\"]\nreplicas: 3\nworkload: \"" << bin
+                        << "/kvd-workload --socket {run_dir:2}/kvd.sock --ledger {ledger} --count "
+                           "10\"\ncheck_online: [\""
+                        << bin << "/kvd-verify --socket {run_dir:2}/kvd.sock --ledger {ledger}\"]\n"
+                        << "faults:\n  - crash_points: {" << replica
+                        << "points: all, phase: recovery}\n";
+  };
+  write_spec("replica: 2, ");
+  auto m = test::run_cli({kCli, "matrix", spec.string()});
+  EXPECT_EQ(m.code(), 0) << m.output;
+  EXPECT_NE(m.output.find("recovery_recovery_compact_at_1_kill_r2: pass"), std::string::npos)
+      << m.output;
+  EXPECT_NE(m.output.find("recovery_recovery_replay_record_at_2_kill_r2: pass"), std::string::npos)
+      << m.output;
+  m = test::run_cli({kCli, "matrix", spec.string()}, 2min, {"KVD_BUG=recovery-not-idempotent"});
+  EXPECT_EQ(m.code(), 1) << m.output;
+  EXPECT_NE(m.output.find("recovery_recovery_compact_at_1_kill_r2 [violation]"), std::string::npos)
+      << m.output;
+  EXPECT_NE(m.output.find("--plan-on restart --replicas 3 --plan-replica 2"), std::string::npos)
+      << m.output;
+  write_spec("");
+  m = test::run_cli({kCli, "matrix", spec.string()});
+  EXPECT_EQ(m.code(), 2) << m.output;
+  EXPECT_NE(m.output.find(":6:"), std::string::npos) << m.output;
+  EXPECT_NE(m.output.find("name it (replica: I)"), std::string::npos) << m.output;
   fs::remove(spec);
   EXPECT_TRUE(test::no_children_left());
 }

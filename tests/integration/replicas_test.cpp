@@ -213,7 +213,10 @@ TEST(Replicas, MatrixSpecRunsGroupCells) {
   for (auto [faults, message] :
        {std::pair{"[sigkill@3]", "lost.yaml:7: --fault sigkill@3: there are replicas 0 to 2"},
         std::pair{"[{crash_points: {points: [x]}}]",
-                  "lost.yaml:7: with replicas: crash points need replica: I, named points"}}) {
+                  "lost.yaml:7: with replicas: crash points are armed in one replica; name it "
+                  "(replica: I)"},
+        std::pair{"[{crash_points: {replica: 3}}]",
+                  "lost.yaml:7: crash_points: replica: 3: there are replicas 0 to 2"}}) {
     auto bad = test::run_cli({kCli, "matrix", spec("lost.yaml", faults)});
     EXPECT_EQ(bad.code(), 2) << bad.output;
     EXPECT_NE(bad.output.find(message), std::string::npos) << bad.output;

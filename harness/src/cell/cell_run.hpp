@@ -65,12 +65,13 @@ class CellRun {
           NotifyReceiver rx)
       : spec_(spec), log_(log), run_(std::move(run)), user_(std::move(user)), rx_(std::move(rx)) {}
 
-  CellResult run_signal_fault();      // cell.cpp
-  CellResult run_crash_plan();        // crash_cell.cpp
-  CellResult run_group();             // group_cell.cpp
-  CellResult run_group_plan();        // group_plan.cpp
-  CellResult run_scenario();          // scenario_cell.cpp
-  Result<Discovery> run_discovery();  // discovery.cpp
+  CellResult run_signal_fault();            // cell.cpp
+  CellResult run_crash_plan();              // crash_cell.cpp
+  CellResult run_group();                   // group_cell.cpp
+  CellResult run_group_plan();              // group_plan.cpp
+  CellResult run_scenario();                // scenario_cell.cpp
+  Result<Discovery> run_discovery();        // discovery.cpp
+  Result<Discovery> run_group_discovery();  // group_plan.cpp
 
   const RunDir& run_dir() const { return run_; }
 
@@ -365,11 +366,16 @@ class CellRun {
   // Groups (group_cell.cpp): the replicas, and the one being started or waited on (-1: none).
   std::vector<std::unique_ptr<ReplicaRun>> replicas_;
   int replica_ = -1;
-  struct AsReplica;
+  // Sets replica_ for a scope (placeholders, start() and journal paths are that replica's).
+  struct AsReplica {
+    int& slot;
+    AsReplica(int& s, int i) : slot(s) { slot = i; }
+    ~AsReplica() { slot = -1; }
+  };
   std::optional<Verdict> make_replicas();
   std::optional<Verdict> prepare_replicas();
   std::optional<Verdict> launch_replicas(int cycle, int start_no, const std::vector<int>& which,
-                                         int armed = -1);
+                                         int armed = -1, Arm arm = Arm::plan);
   std::optional<Verdict> await_replicas(const std::vector<int>& which, const std::string& when,
                                         std::vector<Duration>& took, bool restart = false);
   Result<std::vector<int>> pick_replicas(int cycle, const ReplicaPick& at);
@@ -388,7 +394,13 @@ class CellRun {
   void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
   std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr, const Fault& fault);
-  std::optional<Verdict> start_armed_group(int armed);  // group_plan.cpp
+  // Crash points in one replica of a group (group_plan.cpp).
+  std::optional<Verdict> start_armed_group(int armed, Arm arm);
+  std::optional<Verdict> others_alive(int armed);
+  std::optional<Verdict> group_plan_run(int armed, const std::vector<CrashRule>& rules,
+                                        CellResult& result, CycleResult& cr);
+  std::optional<Verdict> group_plan_recovery(int armed, const std::vector<CrashRule>& rules,
+                                             CellResult& result, CycleResult& cr);
 };
 
 }  // namespace crashkit::detail

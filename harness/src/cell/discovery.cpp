@@ -1,6 +1,7 @@
 // Discovery: one unarmed run with crossing counters on (CRASHKIT_COUNTERS), so a matrix can
 // list `points: all` and `crossings: all`. Start, workload, SIGKILL, restart (recovery),
-// clean stop; the counters of the first start and of the restart are read separately.
+// clean stop; the counters of the first start and of the restart are read separately. In a
+// group (spec.fault.at names the replica), the same in that replica while the others serve.
 #include <signal.h>
 
 #include "cell_run.hpp"
@@ -8,6 +9,7 @@
 namespace crashkit::detail {
 
 Result<Discovery> CellRun::run_discovery() {
+  if (is_group(spec_)) return run_group_discovery();  // group_plan.cpp
   Discovery d;
   d.run_dir = run_.root;
   if (auto v = prepare()) return harness_error(v->reason);

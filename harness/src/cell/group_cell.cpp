@@ -105,13 +105,6 @@ Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at
   return std::vector<int>{index};
 }
 
-// Sets replica_ for a scope (placeholders, start() and journal paths are that replica's).
-struct CellRun::AsReplica {
-  int& slot;
-  AsReplica(int& s, int i) : slot(s) { slot = i; }
-  ~AsReplica() { slot = -1; }
-};
-
 // --prepare once per replica, with that replica's placeholders.
 std::optional<Verdict> CellRun::prepare_replicas() {
   for (int i = 0; i < spec_.replicas; ++i) {
@@ -121,12 +114,13 @@ std::optional<Verdict> CellRun::prepare_replicas() {
   return std::nullopt;
 }
 
-// Starts each of `which` without waiting; replica `armed` with CRASHKIT_PLAN.
+// Starts each of `which` without waiting; replica `armed` with `arm` (CRASHKIT_PLAN, or the
+// crossing counters of a discovery).
 std::optional<Verdict> CellRun::launch_replicas(int cycle, int start_no,
-                                                const std::vector<int>& which, int armed) {
+                                                const std::vector<int>& which, int armed, Arm arm) {
   for (int i : which) {
     AsReplica as(replica_, i);
-    auto d = start(cycle, start_no, i == armed ? Arm::plan : Arm::none);
+    auto d = start(cycle, start_no, i == armed ? arm : Arm::none);
     if (!d) return Verdict{Outcome::harness_error, d.error().message};
     replicas_[i]->daemon.emplace(std::move(*d));
   }
@@ -310,11 +304,9 @@ std::optional<Error> group_error(const CellSpec& spec) {
   if (!spec.steps.empty()) return std::nullopt;  // the steps' faults, not spec.fault
   const ReplicaPick& at = spec.fault.at;
   const std::string fault = spec.fault.to_string();
-  if (spec.fault.kind == Fault::Kind::crash_plan &&
-      (spec.fault.at.kind != ReplicaPick::Kind::one || spec.fault.on_restart))
+  if (spec.fault.kind == Fault::Kind::crash_plan && spec.fault.at.kind != ReplicaPick::Kind::one)
     return usage_error(fmt::format(
-        "--plan with --replicas {}: name the one replica it is armed in (--plan-replica I); "
-        "plans armed on the restart (--plan-on restart) are not built for groups yet",
+        "--plan with --replicas {}: name the one replica it is armed in (--plan-replica I)",
         spec.replicas));
   if (at.kind == ReplicaPick::Kind::one && at.index >= spec.replicas)
     return usage_error(fmt::format("--fault {}: there are replicas 0 to {}; pick one of them",

@@ -103,11 +103,13 @@ std::string fault_label(const CellSpec& spec) {
 
 namespace {
 
-// What discovery found out about the target before its cells are listed.
+// What discovery found out about the target before its cells are listed. A single daemon has
+// one discovery (key -1); a group one per replica its crash points are armed in (key I).
 struct Coverage {
-  Discovery counts;                 // crossings in the run and in recovery
+  std::map<int, Discovery> counts;  // crossings in the run and in recovery
   std::vector<PointName> compiled;  // the points compiled into the target (may be empty)
-  std::set<std::string> crossed;    // points crossed in the run or in recovery
+  std::map<int, std::set<std::string>> crossed;  // points crossed in the run or in recovery
+  std::vector<std::string> notes;                // the discovery runs' notes
 };
 
 std::uint64_t count_of(const CrossingCounts& counts, const std::string& point) {
@@ -115,39 +117,44 @@ std::uint64_t count_of(const CrossingCounts& counts, const std::string& point) {
   return it == counts.end() ? 0 : it->second;
 }
 
-// Runs discovery when a fault needs crash points, and reads the target's compiled points.
+int replica_key(const MatrixFault& f) {
+  return f.at.text.empty() ? -1 : f.at.index;
+}
+
+// Runs discovery once per replica a crash-points fault is armed in (once for a single daemon),
+// and reads the target's compiled points.
 Result<Coverage> discover_coverage(const MatrixSpec& spec, const CellLog& log) {
   Coverage c;
-  bool needs_discovery = std::any_of(spec.faults.begin(), spec.faults.end(), [](const auto& f) {
-    return f.kind == MatrixFault::Kind::crash_points;
-  });
-  if (!needs_discovery) return c;
-  // A group's crash cells name their points and crossings (the spec reader insists): the
-  // discovery run is one daemon, which a group's placeholders ({peers}, {port}) cannot describe.
-  if (spec.base.replicas > 1) {
-    if (auto exe = resolve_executable(spec.base.target[0]))
-      if (auto pts = read_compiled_points(*exe)) c.compiled = *pts;
-    return c;
+  std::set<int> where;
+  for (const auto& f : spec.faults)
+    if (f.kind == MatrixFault::Kind::crash_points) where.insert(replica_key(f));
+  if (where.empty()) return c;
+  for (int r : where) {
+    CellSpec ds = spec.base;
+    ds.fault = Fault{};
+    if (r >= 0) ds.fault.at = ReplicaPick{ReplicaPick::Kind::one, r, std::to_string(r)};
+    auto d = discover(ds, log);
+    if (!d) return d.error();
+    auto& crossed = c.crossed[r];
+    for (const auto* counts : {&d->run, &d->recovery})
+      for (const auto& [name, n] : *counts)
+        if (n > 0) crossed.insert(name);
+    c.notes.insert(c.notes.end(), d->notes.begin(), d->notes.end());
+    c.counts[r] = std::move(*d);
   }
-  CellSpec ds = spec.base;
-  ds.fault = Fault{};
-  auto d = discover(ds, log);
-  if (!d) return d.error();
-  c.counts = std::move(*d);
   if (auto exe = resolve_executable(spec.base.target[0])) {
     if (auto pts = read_compiled_points(*exe)) c.compiled = *pts;
   }
-  for (const auto* counts : {&c.counts.run, &c.counts.recovery})
-    for (const auto& [name, n] : *counts)
-      if (n > 0) c.crossed.insert(name);
   return c;
 }
 
-// Compiled points the discovery run never crossed.
+// Compiled points no discovery run crossed.
 std::vector<std::string> uncovered_points(const Coverage& c) {
   std::vector<std::string> out;
   for (const auto& p : c.compiled)
-    if (!c.crossed.count(p.name)) out.push_back(p.name);
+    if (std::none_of(c.crossed.begin(), c.crossed.end(),
+                     [&](const auto& kv) { return kv.second.count(p.name) > 0; }))
+      out.push_back(p.name);
   return out;
 }
 
@@ -211,7 +218,10 @@ class CellLister {
   Status add_crash_cells(const MatrixFault& f) {
     if (auto s = check_named_points(f); !s) return s;
     std::vector<std::string> points = f.points;
-    if (points.empty()) points.assign(coverage_.crossed.begin(), coverage_.crossed.end());
+    if (points.empty()) {
+      const auto& crossed = coverage_.crossed.at(replica_key(f));
+      points.assign(crossed.begin(), crossed.end());
+    }
     for (const auto& p : points) {
       for (bool recovery : {false, true}) {
         if (f.phase == (recovery ? MatrixFault::Phase::run : MatrixFault::Phase::recovery))
@@ -245,7 +255,7 @@ class CellLister {
   // The crossings of `point` that get a cell in the run (or recovery) phase.
   std::vector<std::uint64_t> crossings(const MatrixFault& f, const std::string& point,
                                        bool recovery) {
-    const Discovery& d = coverage_.counts;
+    const Discovery& d = coverage_.counts.at(replica_key(f));
     const std::uint64_t have = count_of(recovery ? d.recovery : d.run, point);
     if (!f.crossings.empty()) {
       // Explicit crossings run even beyond the discovered count (then: fault_not_reached),
@@ -307,7 +317,7 @@ Result<MatrixPlan> expand_matrix(const MatrixSpec& spec, const ExpandOptions& o)
   MatrixPlan plan;
   plan.seed = o.seed;
   plan.uncovered = uncovered_points(*coverage);
-  plan.notes = coverage->counts.notes;
+  plan.notes = coverage->notes;
   CellLister lister(spec, *coverage, o.seed);
   for (const auto& f : spec.faults)
     if (auto s = lister.add_fault(f); !s) return s.error();

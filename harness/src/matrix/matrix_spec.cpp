@@ -357,18 +357,17 @@ class SpecReader {
       probe.fault.kind = m.faults.back().kind == MatrixFault::Kind::sigterm ? Fault::Kind::sigterm
                                                                             : Fault::Kind::sigkill;
       probe.fault.at = m.faults.back().at;
-      if (m.faults.back().kind != MatrixFault::Kind::crash_points)
-        if (auto e = group_error(probe)) fail(f, e->message);
+      if (m.faults.back().kind == MatrixFault::Kind::crash_points &&
+          probe.fault.at.index >= m.base.replicas)
+        fail(f, fmt::format("crash_points: replica: {}: there are replicas 0 to {}",
+                            probe.fault.at.index, m.base.replicas - 1));
+      if (auto e = group_error(probe)) fail(f, e->message);
     }
     if (m.base.replicas > 1)
       for (std::size_t i = 0; i < m.faults.size(); ++i)
-        if (const MatrixFault& f = m.faults[i];
-            f.kind == MatrixFault::Kind::crash_points &&
-            (f.at.text.empty() || f.points.empty() || f.crossings.empty() || f.sample ||
-             f.phase != MatrixFault::Phase::run))
+        if (m.faults[i].kind == MatrixFault::Kind::crash_points && m.faults[i].at.text.empty())
           fail(root["faults"][i],
-               "with replicas: crash points need replica: I, named points, listed crossings and "
-               "phase: run (discovery and recovery-phase plans per replica are not built yet)");
+               "with replicas: crash points are armed in one replica; name it (replica: I)");
     return m;
   }
 
