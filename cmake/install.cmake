@@ -10,9 +10,10 @@ install(TARGETS crashkit RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT c
 # The power-loss shim, found by the CLI at <prefix>/<libdir>/crashkit/ (harness/src/cell/power_cut.cpp).
 install(TARGETS crashkit_powerloss LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/crashkit COMPONENT cli)
 install(TARGETS crashkit_crash_point_protocol crashkit_crash_point crashkit_supervisor
-  crashkit_powerloss_journal crashkit_powerloss_rollback crashkit_harness EXPORT crashkitTargets
+  crashkit_powerloss_journal crashkit_powerloss_rollback crashkit_netfault crashkit_harness EXPORT crashkitTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
-install(DIRECTORY crashpoint/include/ powerloss/include/ supervisor/include/ harness/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+install(DIRECTORY crashpoint/include/ powerloss/include/ supervisor/include/ netfault/include/
+  harness/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev)
 install(EXPORT crashkitTargets NAMESPACE crashkit:: DESTINATION ${CRASHKIT_CMAKE_DIR} COMPONENT dev)
 if(TARGET crashkit_testing)
@@ -25,7 +26,8 @@ endif()
 # `--strip` (and CPack) strips executables only; static archives keep their symbols but drop
 # debug info here (a 9 MB package otherwise).
 set(CRASHKIT_ARCHIVES libcrashkit_crash_point_protocol.a libcrashkit_crash_point.a
-  libcrashkit_powerloss_journal.a libcrashkit_powerloss_rollback.a libcrashkit_supervisor.a libcrashkit_harness.a)
+  libcrashkit_powerloss_journal.a libcrashkit_powerloss_rollback.a libcrashkit_supervisor.a
+  libcrashkit_netfault.a libcrashkit_harness.a)
 if(TARGET crashkit_testing)
   list(APPEND CRASHKIT_ARCHIVES libcrashkit_testing.a)
 endif()
