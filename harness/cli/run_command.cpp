@@ -48,6 +48,8 @@ struct RunOptions {
   int replicas = 1;
   int plan_replica = -1;
   int discover_replica = -1;  // discover --replica I (in a group)
+  std::vector<std::string> links, net;  // --link NAME=TO, --net LINK:TOXIC
+  bool peer_links = false;
   std::string peers_format = "{peer_addr}";
   std::string leader;
   CLI::App* app = nullptr;  // to ask which flags were given (they win over --unit's settings)
@@ -107,6 +109,19 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   }
   s.check_online = o.checks;
   s.check_offline = o.checks_offline;
+  for (const auto& l : o.links) {
+    const auto eq = l.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == l.size())
+      return usage_error(fmt::format(
+          "--link '{}': give NAME=TO, TO a replica index or HOST:PORT or unix:PATH", l));
+    s.links.push_back({l.substr(0, eq), l.substr(eq + 1)});
+  }
+  for (const auto& t : o.net) {
+    auto x = parse_net_toxic(t);
+    if (!x) return x.error();
+    s.net.push_back(*x);
+  }
+  s.peer_links = o.peer_links;
   for (auto [text, field, name] :
        {std::tuple{&o.ready_timeout, &s.ready_timeout, "--ready-timeout"},
         std::tuple{&o.stop_timeout, &s.stop_timeout, "--stop-timeout"},
@@ -174,6 +189,16 @@ int execute(const RunOptions& o) {
 
 void add_cell_options(CLI::App* run, RunOptions& o) {
   o.app = run;
+  run->add_option("--link", o.links,
+                  "NAME=TO: a proxied link {proxy:NAME} forwarding to TO, a replica index or "
+                  "HOST:PORT or unix:PATH (repeatable; docs/network.md)")
+      ->allow_extra_args(false);
+  run->add_flag("--peer-links", o.peer_links,
+                "a proxy in front of each replica's peer port; {peer_addr} names it");
+  run->add_option("--net", o.net,
+                  "LINK:TOXIC on while each workload runs, e.g. client:latency(50ms), "
+                  "peers:reset_peer(100B) (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--env", o.env,
                   "KEY=VALUE for the target and every command (repeatable; placeholders allowed; "
                   "wins over --unit's Environment=)")

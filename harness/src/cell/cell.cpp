@@ -120,6 +120,7 @@ namespace detail {
 
 std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
+  if (auto v = net_on(cycle)) return v;
   if (spec_.workload) {
     auto w = ShellProcess::start(
         shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle), &background_));
@@ -199,7 +200,9 @@ CellResult CellRun::run_signal_fault() {
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
     cr.cycle = cycle;
-    if (auto v = apply_signal_fault(*daemon, cycle, cr)) return end_on(result, cr, *v);
+    auto v = apply_signal_fault(*daemon, cycle, cr);
+    net_off();  // the checks see a healed network
+    if (v) return end_on(result, cr, *v);
     daemon.reset();
     say(fault_line(cycle, cr));
     if (auto v = cut_power(cycle, cr)) return end_on(result, cr, *v);
@@ -278,6 +281,7 @@ std::optional<Error> check_spec(const CellSpec& spec) {
   }
   if (spec.fault.kind == Fault::Kind::crash_plan && spec.cycles != 1)
     return usage_error("--cycles applies to signal faults; a crash plan runs one cycle");
+  if (auto e = detail::net_error(spec)) return e;
   return group_error(spec);
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cell/net_run.hpp"
 #include "cell/run_dir.hpp"
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/crash_protocol.hpp"
@@ -86,6 +87,7 @@ class CellRun {
                    run_.ledger.string(), cycle};
     for (const auto& r : replicas_) p.replicas.push_back(r->where);
     p.peers_format = spec_.peers_format;
+    if (net_) p.proxies = net_->addresses();
     if (replica_ >= 0) {
       p.replica = replica_;
       p.run_dir = replicas_[replica_]->where.run_dir;
@@ -338,6 +340,7 @@ class CellRun {
   }
 
   std::optional<Verdict> prepare() {
+    if (auto v = setup_net()) return v;
     if (!spec_.prepare) return std::nullopt;
     auto r = run_command(*spec_.prepare, 0,
                          replica_ < 0 ? "prepare.log" : fmt::format("prepare.r{}.log", replica_));
@@ -394,6 +397,12 @@ class CellRun {
   void step_log(std::string line);
   std::optional<Verdict> all_alive(int cycle);
   std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr, const Fault& fault);
+  // Network faults (net_cell.cpp): the proxy, made before the first --prepare.
+  std::unique_ptr<NetRun> net_;
+  std::optional<Verdict> setup_net();
+  std::optional<Verdict> net_on(int cycle);  // the spec's toxics, while a workload runs
+  void net_off();
+  std::optional<Verdict> step_net(int at, const ScenarioStep& step);
   // Crash points in one replica of a group (group_plan.cpp).
   std::optional<Verdict> start_armed_group(int armed, Arm arm);
   std::optional<Verdict> others_alive(int armed);

@@ -123,6 +123,7 @@ std::optional<Verdict> CellRun::launch_replicas(int cycle, int start_no,
     auto d = start(cycle, start_no, i == armed ? arm : Arm::none);
     if (!d) return Verdict{Outcome::harness_error, d.error().message};
     replicas_[i]->daemon.emplace(std::move(*d));
+    if (net_) net_->set_pid(i, replicas_[i]->daemon->main_pid());
   }
   return std::nullopt;
 }
@@ -174,6 +175,7 @@ std::optional<Verdict> CellRun::all_alive(int cycle) {
 std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   const std::string log_name = fmt::format("workload.{}.log", cycle);
+  if (auto v = net_on(cycle)) return v;
   if (spec_.workload) {
     auto w = ShellProcess::start(shell(*spec_.workload, cycle, log_name, &background_));
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
@@ -257,7 +259,9 @@ CellResult CellRun::run_group() {
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
     cr.cycle = cycle;
-    if (auto v = group_fault(cycle, cr)) return end_on(result, cr, *v);
+    auto v = group_fault(cycle, cr);
+    net_off();  // the checks see a healed network
+    if (v) return end_on(result, cr, *v);
     for (int i : cr.hit) replicas_[i]->daemon.reset();
     if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
     if (auto v = start_replicas(cycle + 1, 1, cr.hit, &cr)) return end_on(result, cr, *v);

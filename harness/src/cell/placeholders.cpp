@@ -24,7 +24,7 @@ std::optional<std::string> replica_value(const Placeholders::Replica& r, std::st
   if (name == "port") return std::to_string(r.port);
   if (name == "peer_port") return std::to_string(r.peer_port);
   if (name == "addr") return address(r.port);
-  if (name == "peer_addr") return address(r.peer_port);
+  if (name == "peer_addr") return r.peer_proxy.empty() ? address(r.peer_port) : r.peer_proxy;
   if (name == "run_dir") return r.run_dir;
   if (name == "data_dir") return r.data_dir;
   return std::nullopt;
@@ -48,6 +48,9 @@ std::string Placeholders::peer_list(bool others_only) const {
 
 // A group placeholder's value, or nullopt to leave the braces alone.
 std::optional<std::string> Placeholders::group_value(std::string_view name) const {
+  if (name.starts_with("proxy:"))
+    for (const auto& [link, addr] : proxies)
+      if (name.substr(6) == link) return addr;
   if (replicas.empty()) return std::nullopt;
   if (name == "peers" && !peers_format.empty()) return peer_list(true);
   if (name == "members" && !peers_format.empty()) return peer_list(false);

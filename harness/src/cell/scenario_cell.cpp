@@ -31,6 +31,8 @@ const char* kind_name(ScenarioStep::Kind k) {
       return "check";
     case ScenarioStep::Kind::sleep:
       return "sleep";
+    case ScenarioStep::Kind::net:
+      return "net";
   }
   return "step";
 }
@@ -135,6 +137,8 @@ std::optional<Verdict> CellRun::run_step(int at, const ScenarioStep& step, CellR
       rx_.wait([](const NotifyState&) { return false; }, Clock::now() + step.pause);
       step_log(fmt::format("step {}: slept {}", at, format_duration(step.pause)));
       return std::nullopt;
+    case Kind::net:
+      return step_net(at, step);
   }
   return std::nullopt;
 }

@@ -69,6 +69,9 @@ std::string repro_command(const CellSpec& s) {
     if (pick == ReplicaPick::Kind::minority || pick == ReplicaPick::Kind::majority)
       opt("--seed", std::to_string(s.seed));
   }
+  for (const auto& l : s.links) opt("--link", l.name + "=" + l.to);
+  if (s.peer_links) cmd += " --peer-links";
+  for (const auto& t : s.net) opt("--net", t.toxic.text);
   if (s.fault.loses_power()) {
     if (s.powerloss_model == powerloss::Model::ext4) opt("--powerloss-model", "ext4");
     for (const auto& d : s.powerloss_scope) opt("--powerloss-scope", d);

@@ -169,7 +169,10 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
                     "replicas",
                     "peers_format",
                     "leader",
-                    "scenarios"});
+                    "scenarios",
+                    "links",
+                    "peer_links",
+                    "net"});
   MatrixSpec m;
   m.file = file_;
   if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -235,6 +238,7 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
   if (root["replicas"]) m.base.replicas = whole(root["replicas"], "replicas", 1, 64);
   if (root["peers_format"]) m.base.peers_format = scalar(root["peers_format"], "peers_format");
   if (root["leader"]) m.base.leader = command(root["leader"], "leader");
+  network(root, m.base);  // net_spec.cpp
   if (root["scenarios"]) m.scenarios = scenarios(root["scenarios"], m.base);
   if (!root["faults"] && !m.scenarios.empty()) return m;
   if (!root["faults"] || !root["faults"].IsSequence() || root["faults"].size() == 0)

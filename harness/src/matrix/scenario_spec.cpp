@@ -1,4 +1,5 @@
 // The scenario part of a matrix spec: `scenarios:` and their steps (docs/replicas.md).
+#include "cell/net_run.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "matrix/spec_reader.hpp"
 
@@ -16,6 +17,7 @@ std::vector<MatrixScenario> SpecReader::scenarios(const YAML::Node& n, const Cel
     CellSpec probe = base;
     probe.steps = m.steps;
     if (auto e = group_error(probe)) fail(sc, e->message);
+    if (auto e = net_error(probe)) fail(sc, e->message);
     out.push_back(std::move(m));
   }
   return out;
@@ -34,13 +36,18 @@ ScenarioStep SpecReader::step(const YAML::Node& n, const CellSpec& base) const {
       if (s.text == word) s.kind = kind;
     if (s.text != "start" && s.kind == Kind::start)
       fail(n, fmt::format("unknown step '{}' (start, wait_ready, workload, check, {{fault: "
-                          "...}}, {{restart: N|all}}, {{sleep: DURATION}})",
+                          "...}}, {{restart: N|all}}, {{sleep: DURATION}}, {{net: ...}})",
                           printable_text(s.text, 60)));
     if (s.kind == Kind::workload && !base.workload) fail(n, "a workload step needs workload:");
     return s;
   }
   if (!n.IsMap() || n.size() != 1) fail(n, "a step is a word or a one-key mapping");
   const auto key = n.begin()->first.as<std::string>();
+  if (key == "net") {
+    s.kind = Kind::net;
+    s.net = net_step(n.begin()->second, s.text, base);  // net_spec.cpp
+    return s;
+  }
   const std::string value = scalar(n.begin()->second, key.c_str());
   s.text = key + ": " + value;
   if (key == "fault") {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "cell/ready_when.hpp"
-#include "crashkit/harness/ledger.hpp"
 #include "crashkit/crash_protocol.hpp"
+#include "crashkit/harness/ledger.hpp"
 #include "crashkit/harness/matrix.hpp"
 
 namespace crashkit::detail {
@@ -150,6 +150,10 @@ class SpecReader {
   std::vector<MatrixScenario> scenarios(const YAML::Node& n, const CellSpec& base) const;
 
   ScenarioStep step(const YAML::Node& n, const CellSpec& base) const;
+  // Network faults (net_spec.cpp): links, peer_links and net (toxics while workloads run).
+  void network(const YAML::Node& root, CellSpec& base) const;
+  NetStep net_step(const YAML::Node& v, std::string& text, const CellSpec& base) const;
+  NetToxic toxic(const YAML::Node& n) const;
 
   // A file named by the spec: relative to the spec's directory.
   fs::path resolve_path(const std::string& p) const {

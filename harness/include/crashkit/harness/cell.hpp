@@ -20,6 +20,7 @@
 #include "crashkit/harness/clean_stop.hpp"
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
+#include "crashkit/harness/net_fault.hpp"
 #include "crashkit/harness/notify_receiver.hpp"
 #include "crashkit/harness/outcome.hpp"
 #include "crashkit/harness/result.hpp"
@@ -62,8 +63,9 @@ struct Fault {
 // One step of a scenario (docs/replicas.md): an ordered list of what a cross product of
 // faults cannot say, e.g. kill one replica, run the workload while it is down, restart it.
 struct ScenarioStep {
-  enum class Kind { start, wait_ready, workload, fault, restart, check, sleep };
+  enum class Kind { start, wait_ready, workload, fault, restart, check, sleep, net };
   Kind kind = Kind::start;
+  NetStep net;           // Kind::net: toxics, a partition, or heal (docs/network.md)
   Fault fault;           // Kind::fault: sigterm, sigkill or powerloss with a pick ("sigkill@1")
   std::string replicas;  // Kind::restart: an index, or "all" (every replica that is down)
   Duration pause{};      // Kind::sleep
@@ -103,6 +105,11 @@ struct CellSpec {
   int replicas = 1;
   std::string peers_format = "{peer_addr}";  // one entry of {peers} / {members}
   std::optional<std::string> leader;         // prints the leader's index (for @leader)
+  // Network faults (docs/network.md): proxied links ({proxy:NAME}), a proxy in front of every
+  // replica's peer port ({peer_addr} names it), and toxics on while each workload runs.
+  std::vector<NetLink> links;
+  bool peer_links = false;
+  std::vector<NetToxic> net;
   // A scenario: these steps, in order, instead of the fault's cycles (a group of `replicas`).
   std::vector<ScenarioStep> steps;
 };
