@@ -100,7 +100,7 @@ struct Link : std::enable_shared_from_this<Link> {
   std::vector<Toxic> toxics;
   Clock::time_point toxics_since = Clock::now();
   std::vector<std::shared_ptr<Conn>> conns;  // owned here while open (a held one has no I/O)
-  std::atomic<std::uint64_t> connections{0}, bytes_up{0}, bytes_down{0}, resets{0};
+  std::atomic<std::uint64_t> connections{0}, bytes_up{0}, bytes_down{0}, resets{0}, unattributed{0};
 
   void accept();
   void refresh();  // every live connection

@@ -83,6 +83,7 @@ void Link::accept() {
         if (!e2) source = self->net->classify(peer.data(), static_cast<unsigned>(peer.size()));
       }
       ++self->connections;
+      if (source < 0 && self->dest >= 0) ++self->unattributed;
       auto c = std::make_shared<Conn>(self, std::move(s), source);
       std::erase_if(self->conns, [](const auto& p) { return p->closed(); });
       self->conns.push_back(c);
@@ -206,6 +207,7 @@ LinkStats Proxy::stats(const std::string& link) const {
     s.bytes_up = l.bytes_up;
     s.bytes_down = l.bytes_down;
     s.resets = l.resets;
+    s.unattributed = l.unattributed;
     return s;
   });
 }

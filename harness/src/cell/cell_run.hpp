@@ -399,6 +399,7 @@ class CellRun {
   std::optional<Verdict> cut_power_of(int cycle, CycleResult& cr, const Fault& fault);
   // Network faults (net_cell.cpp): the proxy, made before the first --prepare.
   std::unique_ptr<NetRun> net_;
+  HeldPorts held_ports_;  // the replicas' ports, until the proxies have bound theirs
   std::optional<Verdict> setup_net();
   std::optional<Verdict> net_on(int cycle);  // the spec's toxics, while a workload runs
   void net_off();

@@ -9,10 +9,14 @@
 namespace crashkit::detail {
 
 std::optional<Verdict> CellRun::setup_net() {
-  if (net_ || !NetRun::wanted(spec_)) return std::nullopt;
+  if (net_ || !NetRun::wanted(spec_)) {
+    held_ports_.release();
+    return std::nullopt;
+  }
   std::vector<Placeholders::Replica*> where;
   for (auto& r : replicas_) where.push_back(&r->where);
   auto n = NetRun::create(spec_, placeholders(0), where, run_.root.string());
+  held_ports_.release();
   if (!n) return Verdict{Outcome::harness_error, n.error().message};
   net_ = std::move(*n);
   std::string links;
@@ -65,6 +69,11 @@ std::optional<Verdict> CellRun::step_net(int at, const ScenarioStep& step) {
   }
   if (!groups.empty()) {
     net_->partition(groups);
+    if (const auto n = net_->unattributed())
+      note(
+          fmt::format("step {}: {} connection(s) into peer links came from outside the replicas' "
+                      "process trees; the partition does not cut them",
+                      at, n));
     what += fmt::format("{}partition {}", what.empty() ? "" : ", ", groups);
   }
   if (!n.hold) {

@@ -13,7 +13,9 @@
 namespace crashkit::detail {
 namespace {
 
-// The inode of the socket whose local end is `hex` ("0100007F:9C40") in /proc/net/tcp{,6}.
+// The inode of the connected socket whose local end is `hex` ("0100007F:9C40") in
+// /proc/net/tcp{,6}. Only ESTABLISHED ones: an earlier connection from the same port may linger
+// in TIME_WAIT, with no inode.
 unsigned long socket_inode(const std::string& hex4, const std::string& hex6) {
   for (auto [file, want] : {std::pair{"/proc/net/tcp", hex4}, std::pair{"/proc/net/tcp6", hex6}}) {
     std::ifstream in(file);
@@ -24,7 +26,7 @@ unsigned long socket_inode(const std::string& hex4, const std::string& hex6) {
       std::string sl, local, remote, st, queues, timer, retr, uid, timeout;
       unsigned long inode = 0;
       if (f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode &&
-          local == want)
+          local == want && st == "01" && inode != 0)
         return inode;
     }
   }
@@ -79,6 +81,11 @@ int owner_of(const void* peer, unsigned len, const std::array<std::atomic<pid_t>
     if (const pid_t p = pids[i].load(); p > 0 && tree_has_socket(p, link))
       return static_cast<int>(i);
   return -1;
+}
+
+void HeldPorts::release() {
+  for (int fd : fds_) close(fd);
+  fds_.clear();
 }
 
 bool NetRun::wanted(const CellSpec& spec) {
@@ -148,6 +155,12 @@ Result<std::string> NetRun::add(const std::vector<NetToxic>& toxics) {
 
 void NetRun::partition(std::vector<std::vector<int>> groups) {
   proxy_->set_partition(std::move(groups));
+}
+
+std::uint64_t NetRun::unattributed() const {
+  std::uint64_t n = 0;
+  for (const auto& l : peer_links_) n += proxy_->stats(l).unattributed;
+  return n;
 }
 
 void NetRun::heal() {

@@ -11,12 +11,32 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/placeholders.hpp"
 
 namespace crashkit::detail {
+
+// Loopback ports kept bound until release(): a group's replica ports, while the proxies bind
+// theirs (port 0 could otherwise hand a proxy a port a replica is about to bind).
+class HeldPorts {
+ public:
+  HeldPorts() = default;
+  HeldPorts(HeldPorts&& o) noexcept : fds_(std::exchange(o.fds_, {})) {}
+  HeldPorts& operator=(HeldPorts&& o) noexcept {
+    release();
+    fds_ = std::exchange(o.fds_, {});
+    return *this;
+  }
+  ~HeldPorts() { release(); }
+  void hold(int fd) { fds_.push_back(fd); }
+  void release();
+
+ private:
+  std::vector<int> fds_;
+};
 
 class NetRun {
  public:
@@ -35,6 +55,9 @@ class NetRun {
   Result<std::string> add(const std::vector<NetToxic>& toxics);
   void partition(std::vector<std::vector<int>> groups);
   void heal();  // no toxics, no partition
+  // Connections into peer links that no replica's process tree opened (a client's, or one
+  // whose owner could not be found): a partition does not cut them.
+  std::uint64_t unattributed() const;
 
  private:
   NetRun() = default;

@@ -40,10 +40,11 @@ struct Toxic {
 };
 
 struct LinkStats {
-  std::uint64_t connections = 0;  // accepted
-  std::uint64_t bytes_up = 0;     // client -> server, forwarded
-  std::uint64_t bytes_down = 0;   // server -> client, forwarded
-  std::uint64_t resets = 0;       // connections reset by reset_peer
+  std::uint64_t connections = 0;   // accepted
+  std::uint64_t bytes_up = 0;      // client -> server, forwarded
+  std::uint64_t bytes_down = 0;    // server -> client, forwarded
+  std::uint64_t resets = 0;        // connections reset by reset_peer
+  std::uint64_t unattributed = 0;  // into a replica's link, from no replica (partitions skip them)
 };
 
 // Which replica opened a connection (the peer's address as accepted); -1: none (a client).
