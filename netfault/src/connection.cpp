@@ -10,6 +10,13 @@ namespace {
 constexpr std::size_t kQueueCap = 1 << 20;  // bytes queued per direction before reads pause
 }  // namespace
 
+// A proxy must not add Nagle's delay to the small requests it forwards.
+void no_delay(Socket& s) {
+  if (s.local_endpoint().protocol().family() == AF_UNIX) return;
+  boost::system::error_code ignored;
+  s.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
 Conn::Conn(std::shared_ptr<Link> link, Socket client, int source)
     : link_(std::move(link)),
       client_(std::move(client)),
@@ -39,6 +46,7 @@ void Conn::begin() {
     if (self->closed_) return;
     if (ec) return self->close(false);  // the real daemon is down: the client sees a close
     self->connected_ = true;
+    no_delay(self->server_);
     self->read(self->up_);
     self->read(self->down_);
   });
@@ -95,6 +103,8 @@ void Conn::read(Pump& p) {
       if (ec != asio::error::eof) return self->close(ec == asio::error::connection_reset);
       p.eof = true;
       p.arrived_eof = Clock::now();
+    } else if (p.queue.empty() && !p.writing && self->link_->toxics.empty() && !self->holding()) {
+      return self->forward_now(p, n);  // no toxic applies: no queue, no copy
     } else {
       p.queue.push_back({std::vector<char>(p.buf.begin(), p.buf.begin() + n), 0, Clock::now()});
       p.queued += n;
@@ -102,6 +112,21 @@ void Conn::read(Pump& p) {
     }
     self->kick(p);
   });
+}
+
+// Writes the n bytes just read straight from the read buffer, then reads again.
+void Conn::forward_now(Pump& p, std::size_t n) {
+  p.writing = true;
+  asio::async_write(p.to, asio::buffer(p.buf.data(), n),
+                    [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t n) {
+                      p.writing = false;
+                      if (self->closed_) return;
+                      if (ec) return self->close(ec == asio::error::connection_reset);
+                      p.forwarded += n;
+                      (p.up ? self->link_->bytes_up : self->link_->bytes_down) += n;
+                      self->read(p);
+                      self->kick(p);
+                    });
 }
 
 // The smallest byte limit on what comes back (reset_peer bytes, limit_data); `reset` says which.

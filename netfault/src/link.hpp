@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 // "HOST:PORT" (numeric IPv4/IPv6 host) or "unix:PATH"; throws std::invalid_argument.
 Endpoint parse_endpoint(const std::string& text);
 std::string endpoint_text(const Endpoint& e);
+void no_delay(Socket& s);  // TCP_NODELAY on a TCP socket
 
 struct Network;  // the partition and the classifier, shared by every link
 struct Link;
@@ -51,7 +52,7 @@ struct Pump {
   Clock::time_point next_slot{};    // bandwidth: when the next byte may go
   Clock::time_point arrived_eof{};  // when `from` closed (slow_close counts from here)
   asio::steady_timer timer;         // a chunk's due time, or slow_close
-  std::array<char, 16384> buf{};
+  std::array<char, 65536> buf{};
 };
 
 class Conn : public std::enable_shared_from_this<Conn> {
@@ -69,6 +70,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void kick(Pump& p);
   void write(Pump& p);
   void sent(Pump& p, std::size_t n);
+  void forward_now(Pump& p, std::size_t n);
   void finish(Pump& p);
   void arm_timer();
   std::uint64_t byte_limit(bool& reset) const;

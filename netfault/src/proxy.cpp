@@ -82,6 +82,7 @@ void Link::accept() {
         const Endpoint peer = s.remote_endpoint(e2);
         if (!e2) source = self->net->classify(peer.data(), static_cast<unsigned>(peer.size()));
       }
+      no_delay(s);
       ++self->connections;
       if (source < 0 && self->dest >= 0) ++self->unattributed;
       auto c = std::make_shared<Conn>(self, std::move(s), source);

@@ -120,7 +120,9 @@ std::optional<Verdict> CellRun::plan_first_start(PlanRun& p) {
 
 std::optional<Verdict> CellRun::plan_workload(PlanRun& p, bool armed) {
   if (!spec_.workload) return std::nullopt;
+  if (auto v = net_on(0)) return v;
   auto w = run_command(*spec_.workload, 0, "workload.0.log", &rx_);
+  net_off();
   if (!w) return Verdict{Outcome::harness_error, w.error().message};
   p.fired = planned_fire_seen(p, armed);
   // A workload that fails because the planned fault hit the daemon is expected; one that

@@ -115,7 +115,9 @@ CellResult CellRun::run_group_plan() {
   if (auto v = start_armed_group(on_restart ? -1 : armed, Arm::plan))
     return finish(result, v->outcome, v->reason);
   if (spec_.workload) {
+    if (auto v = net_on(0)) return finish(result, v->outcome, v->reason);
     auto w = run_command(*spec_.workload, 0, "workload.0.log");
+    net_off();
     if (!w) return finish(result, Outcome::harness_error, w.error().message);
     if (on_restart && !w->status.success())  // nothing was armed: the set-up is broken
       return finish(result, Outcome::harness_error, "cycle 0: workload " + w->describe());
