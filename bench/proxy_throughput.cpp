@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
   const int lfd = listen_loopback(port);
   std::thread(echo_server, lfd).detach();
   crashkit::net::Proxy proxy;
-  const std::string at = proxy.add_link("bench", "127.0.0.1:0", "127.0.0.1:" + std::to_string(port));
+  const std::string at =
+      proxy.add_link("bench", "127.0.0.1:0", "127.0.0.1:" + std::to_string(port));
   const int proxied = std::stoi(at.substr(at.rfind(':') + 1));
   std::vector<double> direct, through, rt_direct, rt_through;
   for (int i = 0; i < rounds; ++i) {

@@ -47,7 +47,7 @@ struct RunOptions {
   std::vector<std::string> env;
   int replicas = 1;
   int plan_replica = -1;
-  int discover_replica = -1;  // discover --replica I (in a group)
+  int discover_replica = -1;            // discover --replica I (in a group)
   std::vector<std::string> links, net;  // --link NAME=TO, --net LINK:TOXIC
   bool peer_links = false;
   std::string peers_format = "{peer_addr}";

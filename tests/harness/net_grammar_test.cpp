@@ -47,19 +47,18 @@ TEST(NetGrammar, EveryToxic) {
 }
 
 TEST(NetGrammar, RejectionsNameTheProblem) {
-  for (auto [text, why] : {std::pair{"latency(5ms)", "name the link"},
-                           std::pair{":latency(5ms)", "name the link"},
-                           std::pair{"c:latency(5ms", "a ')' is missing"},
-                           std::pair{"c:latency", "latency takes (DURATION[, JITTER])"},
-                           std::pair{"c:latency(1ms,2ms,3ms)", "latency takes"},
-                           std::pair{"c:blackhole(1s)", "blackhole takes no arguments"},
-                           std::pair{"c:bandwidth(0)", "'0' is not a size"},
-                           std::pair{"c:bandwidth(2000000000)", "is not a size"},
-                           std::pair{"c:limit_data(-1)", "is not a size"},
-                           std::pair{"c:slow_close(25h)", "not a duration of 0 to 24h"},
-                           std::pair{"c:latency(-5ms)", "not a duration"},
-                           std::pair{"c:nope", "unknown toxic 'nope'"},
-                           std::pair{"a b:latency(1ms)", "a bad link name"}}) {
+  for (auto [text, why] :
+       {std::pair{"latency(5ms)", "name the link"}, std::pair{":latency(5ms)", "name the link"},
+        std::pair{"c:latency(5ms", "a ')' is missing"},
+        std::pair{"c:latency", "latency takes (DURATION[, JITTER])"},
+        std::pair{"c:latency(1ms,2ms,3ms)", "latency takes"},
+        std::pair{"c:blackhole(1s)", "blackhole takes no arguments"},
+        std::pair{"c:bandwidth(0)", "'0' is not a size"},
+        std::pair{"c:bandwidth(2000000000)", "is not a size"},
+        std::pair{"c:limit_data(-1)", "is not a size"},
+        std::pair{"c:slow_close(25h)", "not a duration of 0 to 24h"},
+        std::pair{"c:latency(-5ms)", "not a duration"}, std::pair{"c:nope", "unknown toxic 'nope'"},
+        std::pair{"a b:latency(1ms)", "a bad link name"}}) {
     auto t = parse_net_toxic(text);
     ASSERT_FALSE(t) << text;
     EXPECT_EQ(t.error().kind, ErrorKind::usage);
@@ -75,13 +74,11 @@ TEST(NetGrammar, Partitions) {
   p = parse_partition("[[0],[1],[2]]", 3);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->size(), 3u);
-  for (auto [text, why] : {std::pair{"[[0, 1, 2]]", "at least two groups"},
-                           std::pair{"[[0], [0]]", "replica 0 twice"},
-                           std::pair{"[[0], [3]]", "there are replicas 0 to 2"},
-                           std::pair{"[[0], []]", "an empty group"},
-                           std::pair{"[0, 1]", "each group is a list"},
-                           std::pair{"0,1", "a list of groups"},
-                           std::pair{"[[0], [1]", "a ']' is missing"}}) {
+  for (auto [text, why] :
+       {std::pair{"[[0, 1, 2]]", "at least two groups"}, std::pair{"[[0], [0]]", "replica 0 twice"},
+        std::pair{"[[0], [3]]", "there are replicas 0 to 2"},
+        std::pair{"[[0], []]", "an empty group"}, std::pair{"[0, 1]", "each group is a list"},
+        std::pair{"0,1", "a list of groups"}, std::pair{"[[0], [1]", "a ']' is missing"}}) {
     auto bad = parse_partition(text, 3);
     ASSERT_FALSE(bad) << text;
     EXPECT_NE(bad.error().message.find(why), std::string::npos) << bad.error().message;

@@ -99,6 +99,7 @@ class EchoServer {
       std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", unix_path.c_str());
       bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
       addr_ = "unix:" + unix_path;
+      path_ = unix_path;
     }
     listen(fd_, 16);
     thread_ = std::thread([this] { serve(); });
@@ -108,6 +109,7 @@ class EchoServer {
     close(fd_);
     thread_.join();
     for (auto& t : conns_) t.join();
+    if (!path_.empty()) unlink(path_.c_str());
   }
   const std::string& addr() const { return addr_; }
   int accepted() const { return accepted_; }
@@ -136,7 +138,7 @@ class EchoServer {
     }
   }
   int fd_ = -1;
-  std::string addr_;
+  std::string addr_, path_;
   std::thread thread_;
   std::vector<std::thread> conns_;
   std::atomic<int> accepted_{0};

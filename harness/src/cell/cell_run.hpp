@@ -214,29 +214,9 @@ class CellRun {
                        ready_when_last_.empty() ? "none" : ready_when_last_);
   }
 
-  // nullopt when READY came; otherwise why not, one line.
+  // nullopt when READY came; otherwise why not, one line (ready_when.cpp).
   std::optional<std::string> await_ready(Daemon& d, Duration* elapsed,
-                                         std::optional<ExitStatus>* status = nullptr) {
-    auto w = spec_.ready_when ? wait_ready_when(d) : d.wait_ready(spec_.ready_timeout);
-    if (elapsed != nullptr) *elapsed = w.elapsed;
-    if (status != nullptr) *status = w.status;
-    if (w.what == Daemon::Ready::ready) return std::nullopt;
-    const std::string tail_text = d.stderr_tail();  // drains the pipe once the daemon is gone
-    std::string head;  // the cause often comes first, before a usage dump longer than the tail
-    if (const auto file = d.stderr_file(); !file.empty()) {
-      std::ifstream in(file);
-      head.resize(64 << 10);
-      in.read(head.data(), static_cast<std::streamsize>(head.size()));
-      head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
-    }
-    std::string tail = explaining_lines(head, tail_text);
-    std::string why = w.what == Daemon::Ready::timeout
-                          ? not_ready_text()
-                          : fmt::format("exited before READY ({})", status_text(w.status));
-    if (!tail.empty())
-      why += fmt::format("; stderr: {} (all of it: {})", tail, d.stderr_file().string());
-    return why;
-  }
+                                         std::optional<ExitStatus>* status = nullptr);
 
   std::optional<Verdict> run_checks(const std::vector<std::string>& checks, int cycle,
                                     std::string_view kind) {

@@ -1,3 +1,5 @@
+// Readiness: --ready-when probes (tcp:, unix:, cmd:) for daemons without sd_notify, and
+// CellRun::await_ready, which waits for READY=1 or the probe and says why a start failed.
 #include "cell/ready_when.hpp"
 
 #include <fcntl.h>
@@ -130,6 +132,31 @@ Daemon::ReadyWait CellRun::wait_ready_when(Daemon& d) {
     return false;
   };
   return d.wait_ready_by(probe, spec_.ready_timeout);
+}
+
+// nullopt when READY came; otherwise why not, one line, quoting the stderr line that explains
+// a failed start.
+std::optional<std::string> CellRun::await_ready(Daemon& d, Duration* elapsed,
+                                                std::optional<ExitStatus>* status) {
+  auto w = spec_.ready_when ? wait_ready_when(d) : d.wait_ready(spec_.ready_timeout);
+  if (elapsed != nullptr) *elapsed = w.elapsed;
+  if (status != nullptr) *status = w.status;
+  if (w.what == Daemon::Ready::ready) return std::nullopt;
+  const std::string tail_text = d.stderr_tail();  // drains the pipe once the daemon is gone
+  std::string head;  // the cause often comes first, before a usage dump longer than the tail
+  if (const auto file = d.stderr_file(); !file.empty()) {
+    std::ifstream in(file);
+    head.resize(64 << 10);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  }
+  std::string tail = explaining_lines(head, tail_text);
+  std::string why = w.what == Daemon::Ready::timeout
+                        ? not_ready_text()
+                        : fmt::format("exited before READY ({})", status_text(w.status));
+  if (!tail.empty())
+    why += fmt::format("; stderr: {} (all of it: {})", tail, d.stderr_file().string());
+  return why;
 }
 
 }  // namespace crashkit::detail
