@@ -312,7 +312,8 @@ std::function<int()> add_run_command(CLI::App& app) {
       "       --appendonly yes --appendfsync always --dir {data_dir}");
   run->add_option("--fault", o->fault,
                   "sigterm | sigkill | sigkill-after=DURATION | powerloss | powerloss(subset) | "
-                  "powerloss(torn) | powerloss-after=DURATION; with --replicas: sigkill@1, "
+                  "powerloss(torn) | powerloss-after=DURATION | none (no process fault: the "
+                  "workload under --net, then the checks); with --replicas: sigkill@1, "
                   "sigterm@minority, sigkill-after=200ms@leader, ...")
       ->capture_default_str();
   run->add_option("--plan", o->plan, "crash plan for the daemon's crash points (replaces --fault)");

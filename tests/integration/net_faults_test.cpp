@@ -30,49 +30,90 @@ fs::path write_spec(const std::string& name, const std::string& text) {
   return p;
 }
 
+// A unix link with latency under a SIGKILL cell, and alone (--fault none: no kill, no restart).
 TEST(NetFaults, ProxiedUnixLinkWithLatency) {
   const std::string bin = kFixtures;
-  auto r =
-      test::run_cli({kCli, "run", "--fault", "sigkill", "--link", "client=unix:{run_dir}/kvd.sock",
-                     "--net", "client:latency(20ms)", "--workload",
-                     bin + "/kvd-workload --socket {proxy:client} --ledger {ledger} --count 5",
-                     "--check", bin + "/kvd-verify --socket {proxy:client} --ledger {ledger}", "--",
-                     bin + "/kvd", "--data-dir", "{data_dir}", "--socket", "{run_dir}/kvd.sock"});
-  EXPECT_EQ(r.code(), 0) << r.output;
-  EXPECT_NE(r.output.find("network links: client -> "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("cycle 0: net: client:latency(20ms)"), std::string::npos) << r.output;
+  for (const std::string fault : {"sigkill", "none"}) {
+    auto r = test::run_cli(
+        {kCli,         "run",
+         "--fault",    fault,
+         "--cycles",   "2",
+         "--link",     "client=unix:{run_dir}/kvd.sock",
+         "--net",      "client:latency(20ms)",
+         "--workload", bin + "/kvd-workload --socket {proxy:client} --ledger {ledger} --count 5",
+         "--check",    bin + "/kvd-verify --socket {proxy:client} --ledger {ledger}",
+         "--",         bin + "/kvd",
+         "--data-dir", "{data_dir}",
+         "--socket",   "{run_dir}/kvd.sock"});
+    EXPECT_EQ(r.code(), 0) << r.output;
+    EXPECT_NE(r.output.find("network links: client -> "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("cycle 1: net: client:latency(20ms)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("pass: 2 cycle(s) of " + fault), std::string::npos) << r.output;
+    // none: the daemon is never restarted
+    EXPECT_EQ(r.output.find("recovered") == std::string::npos, fault == "none") << r.output;
+  }
   EXPECT_TRUE(test::no_children_left());
 }
 
 // kvr's CONCAT is not idempotent. With the client link resetting every reply, a client that
 // sends it again after the reset applies it twice or more: the key holds a value never written.
-// The client that reports the outcome as unknown (its put stays pending) passes.
+// The client that reports the outcome as unknown (its put stays pending) passes. As a matrix's
+// `net:` fault (no process fault: the checks run against the live group), and through
+// `crashkit run --net` with a SIGKILL of replica 1.
 TEST(NetFaults, RetriedAppendAfterAResetIsAPhantom) {
+  const std::string members = "kvr-client --members {addr:0},{addr:1},{addr:2}";
   auto spec = [&](const std::string& retry) {
-    return write_spec(
-        "ck-append" + retry,
-        "target: [kvr, --id, \"{replica}\", --members, \"{members}\", --data-dir, "
-        "\"{data_dir}\"]\nreplicas: 3\npeers_format: \"{addr}\"\nlinks: {client: {to: 0}}\n"
-        "net: [\"client:reset_peer(0B)\"]\n"
-        "workload: {put: \"kvr-client --members {addr:0},{addr:1},{addr:2} append {key} {value} "
-        "--via {proxy:client}" +
-            retry +
-            "\", count: 5}\n"
-            "check_online: [{verify: {get: \"kvr-client --members {addr:0},{addr:1},{addr:2} get "
-            "{key}\"}}]\nfaults: [sigkill@1]\n");
+    return write_spec("ck-append" + retry,
+                      "target: [kvr, --id, \"{replica}\", --members, \"{members}\", --data-dir, "
+                      "\"{data_dir}\"]\nreplicas: 3\npeers_format: \"{addr}\"\nlinks: {client: "
+                      "{to: 0}}\nworkload: {put: \"" +
+                          members + " append {key} {value} --via {proxy:client}" + retry +
+                          "\", count: 5}\ncheck_online: [{verify: {get: \"" + members +
+                          " get {key}\"}}]\nfaults: [{net: \"client:reset_peer(0B)\"}]\n");
   };
   const fs::path ok = spec(""), bad = spec(" --retry-on-reset");
   auto pass = test::run_cli({kCli, "matrix", ok.string()}, 2min, {kPath});
   EXPECT_EQ(pass.code(), 0) << pass.output;
+  EXPECT_NE(pass.output.find("net_client_reset_peer_0b: pass"), std::string::npos) << pass.output;
   EXPECT_NE(pass.output.find("workload under --net"), std::string::npos) << pass.output;
   auto caught = test::run_cli({kCli, "matrix", bad.string()}, 2min, {kPath});
   EXPECT_EQ(caught.code(), 1) << caught.output;
   EXPECT_NE(caught.output.find("1 key(s) hold a value never written"), std::string::npos)
       << caught.output;
+  EXPECT_NE(caught.output.find("repro: crashkit run --fault none --replicas 3"), std::string::npos)
+      << caught.output;
   EXPECT_NE(caught.output.find("--link client=0 --net 'client:reset_peer(0B)'"), std::string::npos)
       << caught.output;
   fs::remove(ok);
   fs::remove(bad);
+  auto killed = test::run_cli({kCli,
+                               "run",
+                               "--replicas",
+                               "3",
+                               "--peers-format",
+                               "{addr}",
+                               "--fault",
+                               "sigkill@1",
+                               "--link",
+                               "client=0",
+                               "--net",
+                               "client:reset_peer(0B)",
+                               "--workload",
+                               kCli + " workload --ledger {ledger} --count 5 --put '" + members +
+                                   " append {key} {value} --via {proxy:client} --retry-on-reset'",
+                               "--check",
+                               kCli + " verify --ledger {ledger} --get '" + members + " get {key}'",
+                               "--",
+                               "kvr",
+                               "--id",
+                               "{replica}",
+                               "--members",
+                               "{members}",
+                               "--data-dir",
+                               "{data_dir}"},
+                              2min, {kPath});
+  EXPECT_EQ(killed.code(), 1) << killed.output;
+  EXPECT_NE(killed.output.find("hold a value never written"), std::string::npos) << killed.output;
   EXPECT_TRUE(test::no_children_left());
 }
 

@@ -41,9 +41,10 @@ Result<Fault> Fault::parse(std::string_view text) {
   if (auto at = text.find('@'); at != std::string_view::npos) {
     auto f = parse(text.substr(0, at));
     if (!f) return f.error();
-    if (f->kind == Kind::crash_plan)
-      return usage_error(fmt::format("--fault '{}': a crash plan does not name replicas (@...)",
-                                     printable_text(text, 60)));
+    if (f->kind == Kind::crash_plan || f->kind == Kind::none)
+      return usage_error(fmt::format("--fault '{}': {} does not name replicas (@...)",
+                                     printable_text(text, 60),
+                                     f->kind == Kind::none ? "none" : "a crash plan"));
     auto pick = parse_pick(text, text.substr(at + 1));
     if (!pick) return pick.error();
     f->at = *pick;
@@ -51,6 +52,7 @@ Result<Fault> Fault::parse(std::string_view text) {
   }
   using powerloss::CrashState;
   const std::pair<std::string_view, Fault> exact[] = {
+      {"none", {Kind::none}},
       {"sigterm", {Kind::sigterm}},
       {"sigkill", {Kind::sigkill}},
       {"powerloss", {Kind::powerloss}},
@@ -70,7 +72,7 @@ Result<Fault> Fault::parse(std::string_view text) {
   }
   return usage_error(fmt::format(
       "--fault '{}': unknown fault; use sigterm, sigkill, sigkill-after=DURATION, powerloss, "
-      "powerloss(subset), powerloss(torn) or powerloss-after=DURATION",
+      "powerloss(subset), powerloss(torn), powerloss-after=DURATION or none",
       printable_text(text, 60)));
 }
 
@@ -100,6 +102,8 @@ std::string Fault::kind_text() const {
   switch (kind) {
     case Kind::crash_plan:
       return (on_restart ? "recovery crash " : "crash ") + plan;
+    case Kind::none:
+      return "none";
     case Kind::sigterm:
       return "sigterm";
     case Kind::sigkill:
@@ -163,6 +167,7 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
     return Verdict{
         Outcome::unexpected_exit,
         fmt::format("cycle {}: daemon died during the workload: {}", cycle, how_it_ended(d))};
+  if (fault_kind == Fault::Kind::none) return std::nullopt;  // the daemon keeps running
   if (fault_kind == Fault::Kind::sigkill || fault_kind == Fault::Kind::powerloss) {
     cr.fault_status = d.kill().status;
     return std::nullopt;
@@ -207,6 +212,16 @@ CellResult CellRun::run_signal_fault() {
     auto v = apply_signal_fault(*daemon, cycle, cr);
     net_off();  // the checks see a healed network
     if (v) return end_on(result, cr, *v);
+    if (spec_.fault.kind == Fault::Kind::none) {  // no restart: check the daemon as it runs
+      if (auto c = run_checks(spec_.check_online, cycle, "online")) return end_on(result, cr, *c);
+      if (!daemon->alive())
+        return end_on(
+            result, cr,
+            {Outcome::unexpected_exit, fmt::format("cycle {}: daemon died without a fault: {}",
+                                                   cycle, how_it_ended(*daemon))});
+      result.cycles.push_back(cr);
+      continue;
+    }
     daemon.reset();
     say(fault_line(cycle, cr));
     if (auto v = cut_power(cycle, cr)) return end_on(result, cr, *v);
@@ -218,9 +233,10 @@ CellResult CellRun::run_signal_fault() {
   if (last.escalated)
     say(fmt::format("final stop: {} ignored, escalated to SIGKILL",
                     signal_name(spec_.clean_stop.signal)));
-  return finish(result, Outcome::pass,
-                fmt::format("{} cycle(s) of {} recovered and every check held", spec_.cycles,
-                            spec_.fault.to_string()));
+  return finish(
+      result, Outcome::pass,
+      fmt::format("{} cycle(s) of {} {}and every check held", spec_.cycles, spec_.fault.to_string(),
+                  spec_.fault.kind == Fault::Kind::none ? "" : "recovered "));
 }
 
 }  // namespace detail

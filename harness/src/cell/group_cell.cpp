@@ -204,6 +204,7 @@ std::optional<Verdict> CellRun::group_fault(int cycle, CycleResult& cr) {
 
 // SIGKILL, or the clean stop judged as systemd would, of each picked replica.
 std::optional<Verdict> CellRun::hit_replicas(int cycle, CycleResult& cr, const Fault& fault) {
+  if (fault.kind == Fault::Kind::none) return std::nullopt;  // every replica keeps running
   auto which = pick_replicas(cycle, fault.at);
   if (!which) return Verdict{Outcome::harness_error, which.error().message};
   cr.hit = *which;
@@ -262,7 +263,8 @@ CellResult CellRun::run_group() {
     net_off();  // the checks see a healed network
     if (v) return end_on(result, cr, *v);
     for (int i : cr.hit) replicas_[i]->daemon.reset();
-    if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
+    if (spec_.fault.kind != Fault::Kind::none)
+      if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
     if (auto v = start_replicas(cycle + 1, 1, cr.hit, &cr)) return end_on(result, cr, *v);
     if (!cr.recoveries.empty())
       cr.recovery = *std::max_element(cr.recoveries.begin(), cr.recoveries.end());
@@ -272,8 +274,9 @@ CellResult CellRun::run_group() {
   }
   for (auto& r : replicas_) stop_clean(*r->daemon, spec_.cycles);
   return finish(result, Outcome::pass,
-                fmt::format("{} cycle(s) of {} on {} replicas recovered and every check held",
-                            spec_.cycles, spec_.fault.to_string(), spec_.replicas));
+                fmt::format("{} cycle(s) of {} on {} replicas {}and every check held", spec_.cycles,
+                            spec_.fault.to_string(), spec_.replicas,
+                            spec_.fault.kind == Fault::Kind::none ? "" : "recovered "));
 }
 
 }  // namespace crashkit::detail

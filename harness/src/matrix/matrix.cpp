@@ -211,6 +211,21 @@ class CellLister {
       add("sigterm" + at, picked(*Fault::parse("sigterm")));
       return;
     }
+    if (f.kind == MatrixFault::Kind::net) {  // "client:reset_peer(0B)": "net_client_reset_peer_0b"
+      std::string id = "net";
+      for (const auto& t : f.net)
+        for (char c : "_" + t.toxic.text) {  // lower case, one '_' between words
+          if (std::isalnum(static_cast<unsigned char>(c)))
+            id += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          else if (id.back() != '_')
+            id += '_';
+        }
+      while (id.back() == '_') id.pop_back();
+      add(id, *Fault::parse("none"));
+      auto& net = cells_.back().spec.net;
+      net.insert(net.end(), f.net.begin(), f.net.end());
+      return;
+    }
     if (f.after.empty()) add("sigkill" + at, picked(*Fault::parse("sigkill")));
     for (auto d : f.after)
       add("sigkill_after_" + slug(format_duration(d)) + at,

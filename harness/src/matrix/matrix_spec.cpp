@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "cell/net_run.hpp"
 #include "cell/ready_when.hpp"
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/crash_protocol.hpp"
@@ -54,7 +55,7 @@ MatrixFault SpecReader::fault(const YAML::Node& n) const {
     } else {
       fail(n, fmt::format("unknown fault '{}' (sigterm, sigkill, sigkill: {{after: [...]}}, "
                           "powerloss, \"powerloss(subset)\", \"powerloss(torn)\", "
-                          "powerloss-after=DURATION, crash_points: {{...}})",
+                          "powerloss-after=DURATION, crash_points: {{...}}, net: LINK:TOXIC)",
                           printable_text(s, 60)));
     }
     return f;
@@ -63,6 +64,7 @@ MatrixFault SpecReader::fault(const YAML::Node& n) const {
   auto key = n.begin()->first.as<std::string>();
   const YAML::Node body = n.begin()->second;
   if (key == "sigkill") return sigkill_fault(body);
+  if (key == "net") return net_fault(body);  // net_spec.cpp
   if (key != "crash_points")
     fail(n.begin()->first, fmt::format("unknown fault '{}'", printable_text(key, 60)));
   return crash_points_fault(body);
@@ -245,7 +247,9 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
     fail(root, "missing 'faults' (a list: sigterm, sigkill, crash_points: {...})");
   for (const auto& f : root["faults"]) {
     m.faults.push_back(fault(f));
-    CellSpec probe = m.base;  // a group's pick must name replicas it has
+    CellSpec probe = m.base;  // a group's pick must name replicas it has; links must exist
+    probe.net.insert(probe.net.end(), m.faults.back().net.begin(), m.faults.back().net.end());
+    if (auto e = net_error(probe)) fail(f, e->message);
     probe.fault.kind = m.faults.back().kind == MatrixFault::Kind::sigterm ? Fault::Kind::sigterm
                                                                           : Fault::Kind::sigkill;
     probe.fault.at = m.faults.back().at;

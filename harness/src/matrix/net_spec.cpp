@@ -13,6 +13,19 @@ NetToxic SpecReader::toxic(const YAML::Node& n) const {
   return *t;
 }
 
+// faults: - net: LINK:TOXIC (or a list): a cell with the toxics on during its workload and no
+// process fault (Fault::Kind::none); the checks run against the running daemon.
+MatrixFault SpecReader::net_fault(const YAML::Node& body) const {
+  MatrixFault f;
+  f.kind = MatrixFault::Kind::net;
+  if (body.IsSequence())
+    for (const auto& t : body) f.net.push_back(toxic(t));
+  else
+    f.net.push_back(toxic(body));
+  if (f.net.empty()) fail(body, "net: takes LINK:TOXIC or a list of them");
+  return f;
+}
+
 // links: {NAME: {to: I|ADDRESS}} (or NAME: ADDRESS); peer_links: true; net: [LINK:TOXIC, ...].
 void SpecReader::network(const YAML::Node& root, CellSpec& base) const {
   if (const YAML::Node links = root["links"]; links) {

@@ -154,6 +154,7 @@ class SpecReader {
   void network(const YAML::Node& root, CellSpec& base) const;
   NetStep net_step(const YAML::Node& v, std::string& text, const CellSpec& base) const;
   NetToxic toxic(const YAML::Node& n) const;
+  MatrixFault net_fault(const YAML::Node& body) const;
 
   // A file named by the spec: relative to the spec's directory.
   fs::path resolve_path(const std::string& p) const {

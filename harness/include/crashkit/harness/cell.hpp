@@ -39,7 +39,9 @@ struct ReplicaPick {
 };
 
 struct Fault {
-  enum class Kind { sigterm, sigkill, sigkill_after, crash_plan, powerloss, powerloss_after };
+  // none: no process fault; the workload (under --net toxics) and the checks against the
+  // running daemon, then a clean stop.
+  enum class Kind { sigterm, sigkill, sigkill_after, crash_plan, powerloss, powerloss_after, none };
   Kind kind = Kind::sigkill;
   Duration after{};         // for sigkill_after, powerloss_after
   std::string plan;         // for crash_plan: a CRASHKIT_PLAN (see <crashkit/crash_plan.hpp>)
@@ -47,7 +49,7 @@ struct Fault {
   powerloss::CrashState crash_state = powerloss::CrashState::drop;  // powerloss*
   ReplicaPick at;  // sigterm, sigkill, sigkill_after in a group: which replicas
 
-  // "sigterm", "sigkill", "sigkill-after=200ms", "powerloss", "powerloss(subset)",
+  // "none", "sigterm", "sigkill", "sigkill-after=200ms", "powerloss", "powerloss(subset)",
   // "powerloss(torn)", "powerloss-after=200ms" (docs/power-loss.md); each signal fault may end
   // in "@1", "@minority", "@majority", "@all" or "@leader" (docs/replicas.md).
   static Result<Fault> parse(std::string_view text);

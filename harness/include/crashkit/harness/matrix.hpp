@@ -19,7 +19,7 @@
 namespace crashkit {
 
 struct MatrixFault {
-  enum class Kind { sigterm, sigkill, crash_points, powerloss };
+  enum class Kind { sigterm, sigkill, crash_points, powerloss, net };
   Kind kind = Kind::sigkill;
   std::string powerloss;                 // powerloss: the --fault spelling, "powerloss(torn)"
   std::vector<Duration> after;           // sigkill: {after: [...]}; empty = after the workload
@@ -30,6 +30,7 @@ struct MatrixFault {
   enum class Phase { both, run, recovery };
   Phase phase = Phase::both;
   ReplicaPick at;  // sigterm, sigkill: which replicas of a group ("sigkill@minority")
+  std::vector<NetToxic> net;  // net: toxics on during the workload, no process fault
 };
 
 // scenarios: [{name: ..., steps: [...]}]: one cell each (docs/replicas.md).
