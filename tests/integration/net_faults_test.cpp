@@ -76,8 +76,15 @@ TEST(NetFaults, RetriedAppendAfterAResetIsAPhantom) {
   EXPECT_EQ(pass.code(), 0) << pass.output;
   EXPECT_NE(pass.output.find("net_client_reset_peer_0b: pass"), std::string::npos) << pass.output;
   EXPECT_NE(pass.output.find("workload under --net"), std::string::npos) << pass.output;
-  auto caught = test::run_cli({kCli, "matrix", bad.string()}, 2min, {kPath});
+  const fs::path json = bad.string() + ".json";
+  auto caught =
+      test::run_cli({kCli, "matrix", bad.string(), "--json", json.string()}, 2min, {kPath});
   EXPECT_EQ(caught.code(), 1) << caught.output;
+  std::ifstream in(json);
+  const std::string report((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(report.find("\"fault\": \"none + net client:reset_peer(0B)\""), std::string::npos)
+      << report;
+  fs::remove(json);
   EXPECT_NE(caught.output.find("1 key(s) hold a value never written"), std::string::npos)
       << caught.output;
   EXPECT_NE(caught.output.find("repro: crashkit run --fault none --replicas 3"), std::string::npos)

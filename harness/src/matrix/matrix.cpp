@@ -101,7 +101,13 @@ std::string repro_line(const MatrixCell& cell) {
 }
 
 std::string fault_label(const CellSpec& spec) {
-  return spec.steps.empty() ? spec.fault.to_string() : "scenario";
+  if (!spec.steps.empty()) return "scenario";
+  std::string label = spec.fault.to_string();
+  if (!spec.net.empty()) {  // "none + net client:reset_peer(0B)"
+    label += " + net";
+    for (const auto& t : spec.net) label += " " + t.toxic.text;
+  }
+  return label;
 }
 
 namespace {

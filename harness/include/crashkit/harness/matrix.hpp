@@ -101,7 +101,8 @@ std::string repro_command(const CellSpec& spec);
 // The line that reruns `cell` alone: its own (a scenario's `crashkit matrix SPEC --cell ID`),
 // else repro_command().
 std::string repro_line(const MatrixCell& cell);
-// What the reports call the cell's fault: as `--fault` reads it, or "scenario".
+// What the reports call the cell's fault: as `--fault` reads it ("+ net TOXIC..." when network
+// toxics are on), or "scenario".
 std::string fault_label(const CellSpec& spec);
 // POSIX shell quoting of one word.
 std::string shell_quote(std::string_view word);
