@@ -36,11 +36,17 @@ bool Conn::dropping() const {
   return link_->find(Toxic::Kind::timeout) != nullptr;
 }
 
+// Connects upstream unless held. A held connection still reads its client (into the queue), so
+// a client that gives up and closes is noticed and its connection dropped, as a connect that
+// never completed would be.
 void Conn::begin() {
   arm_timer();
-  if (closed_ || connected_ || connecting_ || holding()) return;
+  if (closed_ || connected_ || connecting_) return;
+  if (holding()) return read(up_);
   connecting_ = true;
-  server_.open(link_->to.protocol());
+  boost::system::error_code ec;
+  server_.open(link_->to.protocol(), ec);
+  if (ec) return close(false);  // EMFILE and the like: the client sees a close
   server_.async_connect(link_->to, [self = shared_from_this()](boost::system::error_code ec) {
     self->connecting_ = false;
     if (self->closed_) return;
@@ -49,6 +55,7 @@ void Conn::begin() {
     no_delay(self->server_);
     self->read(self->up_);
     self->read(self->down_);
+    self->kick(self->up_);  // what the client sent while held
   });
 }
 
@@ -58,6 +65,7 @@ void Conn::refresh() {
   arm_timer();
   for (Pump* p : {&up_, &down_}) {
     p->timer.cancel();  // due times change with the toxics
+    if (!p->queue.empty()) p->queue.front().due.reset();
     if (!p->reading && !p->eof && p->queued < kQueueCap) read(*p);
     kick(*p);
   }
@@ -93,12 +101,13 @@ void Conn::close(bool reset) {
 }
 
 void Conn::read(Pump& p) {
-  if (closed_ || p.reading || p.eof) return;
+  if (closed_ || p.reading || p.eof || p.direct) return;
   p.reading = true;
   p.from.async_read_some(asio::buffer(p.buf), [self = shared_from_this(), &p](
                                                   boost::system::error_code ec, std::size_t n) {
     p.reading = false;
     if (self->closed_) return;
+    if (!self->connected_ && (ec || n == 0)) return self->close(false);  // gave up while held
     if (ec) {
       if (ec != asio::error::eof) return self->close(ec == asio::error::connection_reset);
       p.eof = true;
@@ -117,9 +126,11 @@ void Conn::read(Pump& p) {
 // Writes the n bytes just read straight from the read buffer, then reads again.
 void Conn::forward_now(Pump& p, std::size_t n) {
   p.writing = true;
+  p.direct = true;
   asio::async_write(p.to, asio::buffer(p.buf.data(), n),
                     [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t n) {
                       p.writing = false;
+                      p.direct = false;
                       if (self->closed_) return;
                       if (ec) return self->close(ec == asio::error::connection_reset);
                       p.forwarded += n;
@@ -151,20 +162,25 @@ void Conn::kick(Pump& p) {
     p.queued = 0;
     return read(p);
   }
-  Clock::time_point due = p.queue.front().arrived;
-  if (const Toxic* l = link_->find(Toxic::Kind::latency)) {
-    auto jitter = std::chrono::milliseconds(0);
-    if (l->jitter.count() > 0) {
-      std::uniform_int_distribution<long> d(-l->jitter.count(), l->jitter.count());
-      jitter = std::chrono::milliseconds(d(link_->net->rng));
+  Chunk& front = p.queue.front();
+  if (!front.due) {  // latency (with its jitter drawn once) from when the chunk arrived
+    front.due = front.arrived;
+    if (const Toxic* l = link_->find(Toxic::Kind::latency)) {
+      auto jitter = std::chrono::milliseconds(0);
+      if (l->jitter.count() > 0) {
+        std::uniform_int_distribution<long> d(-l->jitter.count(), l->jitter.count());
+        jitter = std::chrono::milliseconds(d(link_->net->rng));
+      }
+      *front.due += std::max(std::chrono::milliseconds(0), l->time + jitter);
     }
-    due += std::max(std::chrono::milliseconds(0), l->time + jitter);
   }
+  Clock::time_point due = *front.due;
   if (link_->find(Toxic::Kind::bandwidth)) due = std::max(due, p.next_slot);
   if (Clock::now() < due) {
     p.timer.expires_at(due);
-    p.timer.async_wait([self = shared_from_this(), &p](boost::system::error_code) {
-      self->kick(p);  // due, or cancelled by a refresh: either way look again
+    p.timer.async_wait([self = shared_from_this(), &p](boost::system::error_code ec) {
+      // Cancelled: by a refresh (which kicks again) or by a newer wait for the same time.
+      if (ec != asio::error::operation_aborted) self->kick(p);
     });
     return;
   }
@@ -218,8 +234,9 @@ void Conn::finish(Pump& p) {
   const Toxic* slow = link_->find(Toxic::Kind::slow_close);
   if (slow != nullptr && Clock::now() < p.arrived_eof + slow->time) {
     p.timer.expires_at(p.arrived_eof + slow->time);
-    p.timer.async_wait(
-        [self = shared_from_this(), &p](boost::system::error_code) { self->kick(p); });
+    p.timer.async_wait([self = shared_from_this(), &p](boost::system::error_code ec) {
+      if (ec != asio::error::operation_aborted) self->kick(p);
+    });
     return;
   }
   p.shut = true;

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct Chunk {
   std::vector<char> data;
   std::size_t offset = 0;  // bytes of it already forwarded (bandwidth writes it in slices)
   Clock::time_point arrived;
+  std::optional<Clock::time_point> due;  // set once (a jitter is drawn once); a refresh clears it
 };
 
 class Conn;
@@ -48,6 +50,7 @@ struct Pump {
   std::deque<Chunk> queue;
   std::size_t queued = 0;
   bool reading = false, writing = false, eof = false, shut = false;
+  bool direct = false;  // forward_now is writing out of `buf`: no read into it meanwhile
   std::uint64_t forwarded = 0;
   Clock::time_point next_slot{};    // bandwidth: when the next byte may go
   Clock::time_point arrived_eof{};  // when `from` closed (slow_close counts from here)
@@ -89,12 +92,14 @@ struct Link : std::enable_shared_from_this<Link> {
       : io(io),
         acceptor(io),
         net(std::move(net)),
+        retry(io),
         name(std::move(name)),
         to(std::move(to)),
         dest(dest) {}
   asio::io_context& io;
   asio::basic_socket_acceptor<Protocol> acceptor;
   std::shared_ptr<Network> net;
+  asio::steady_timer retry;  // after an accept error (EMFILE), accept again a little later
   const std::string name;
   const Endpoint to;
   const int dest;

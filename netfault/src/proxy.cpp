@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -90,7 +91,12 @@ void Link::accept() {
       self->conns.push_back(c);
       c->begin();
     }
-    self->accept();  // EMFILE and the like: keep listening
+    if (!ec) return self->accept();
+    // EMFILE and the like: keep listening, but not in a tight loop over the same error.
+    self->retry.expires_after(std::chrono::milliseconds(100));
+    self->retry.async_wait([self](boost::system::error_code e) {
+      if (!e) self->accept();
+    });
   });
 }
 
@@ -102,6 +108,7 @@ void Link::refresh() {
 void Link::close() {
   boost::system::error_code ignored;
   acceptor.close(ignored);
+  retry.cancel();
   for (auto& c : conns) c->close(false);
   conns.clear();
   if (!unix_path.empty()) std::filesystem::remove(unix_path, ignored);
@@ -120,15 +127,24 @@ struct Proxy::State {
   // Runs fn on the I/O thread and waits for it (exceptions come back to the caller).
   template <typename F>
   auto on_io(F fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto f = task.get_future();
-    detail::asio::post(io, [&task] { task(); });
+    auto task = std::make_shared<std::packaged_task<decltype(fn())()>>(std::move(fn));
+    auto f = task->get_future();
+    detail::asio::post(io, [task] { (*task)(); });  // owned by the handler until it is done
     return f.get();
   }
 };
 
 Proxy::Proxy() : state_(std::make_shared<State>()) {
-  state_->thread = std::thread([s = state_.get()] { s->io.run(); });
+  state_->thread = std::thread([s = state_.get()] {
+    for (;;) {  // a handler's exception must not end the proxy: log it and go on
+      try {
+        s->io.run();
+        return;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "crashkit netfault: %s\n", e.what());
+      }
+    }
+  });
 }
 
 Proxy::~Proxy() {

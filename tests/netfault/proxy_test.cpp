@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -310,6 +311,56 @@ TEST(Proxy, PartitionHoldsAcrossGroupsAndHeals) {
   EXPECT_EQ(read_for(live, 2, 5s), "d\n");
   close(live);
   close(fresh);
+}
+
+// Partitions and toxics that come and go during a stream never corrupt it: every byte arrives,
+// in order (the direct no-toxic path must not read into a buffer it is still writing from).
+TEST(Proxy, StreamSurvivesTogglingFaults) {
+  EchoServer server;
+  Proxy proxy;
+  proxy.set_classifier([](const void*, unsigned) { return 0; });
+  const std::string addr = proxy.add_link("peer.1", "127.0.0.1:0", server.addr(), 1);
+  const int fd = connect_to(addr);
+  std::string data(8 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7) % 251);
+  std::thread writer([&] { write_all(fd, data); });
+  std::thread toggler([&] {
+    for (int i = 0; i < 20; ++i) {
+      proxy.set_partition({{0}, {1}});
+      proxy.set_partition({});
+      proxy.set_toxics("peer.1", {toxic(Toxic::Kind::latency, 1ms)});
+      proxy.set_toxics("peer.1", {});
+    }
+  });
+  const std::string got = read_for(fd, data.size(), 30s);
+  toggler.join();
+  writer.join();
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "the stream was corrupted";
+  close(fd);
+}
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A client that gives up on a held connection (a blackhole, or a partition before it
+// connected) closes it; the proxy closes its end too instead of holding the fd until a heal.
+TEST(Proxy, HeldConnectionsEndWhenTheirClientGivesUp) {
+  Linked l;
+  l.proxy.set_toxics("client", {toxic(Toxic::Kind::blackhole)});
+  const std::size_t before = open_fds();
+  for (int i = 0; i < 50; ++i) {
+    const int fd = connect_to(l.addr);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  EXPECT_EQ(l.proxy.stats("client").connections, 50u);
+  const auto deadline = Clock::now() + 5s;
+  while (open_fds() > before && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_LE(open_fds(), before);  // polled against a deadline: the proxy closes asynchronously
 }
 
 TEST(Proxy, UnixSocketsBothSides) {
