@@ -321,19 +321,27 @@ TEST(Proxy, StreamSurvivesTogglingFaults) {
   proxy.set_classifier([](const void*, unsigned) { return 0; });
   const std::string addr = proxy.add_link("peer.1", "127.0.0.1:0", server.addr(), 1);
   const int fd = connect_to(addr);
-  std::string data(8 << 20, '\0');
+  std::string data(64 << 20, '\0');  // more than every socket buffer on the path holds
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7) % 251);
   std::thread writer([&] { write_all(fd, data); });
-  std::thread toggler([&] {
-    for (int i = 0; i < 20; ++i) {
-      proxy.set_partition({{0}, {1}});
-      proxy.set_partition({});
-      proxy.set_toxics("peer.1", {toxic(Toxic::Kind::latency, 1ms)});
-      proxy.set_toxics("peer.1", {});
-    }
-  });
+  // Nothing is read back yet: the socket buffers fill and the proxy's writes stay pending.
+  // Once the bytes forwarded stop growing (polled against a deadline), the faults change
+  // under those pending writes.
+  std::uint64_t last = ~0ull;
+  for (const auto end = Clock::now() + 10s; Clock::now() < end;) {
+    const std::uint64_t now = proxy.stats("peer.1").bytes_down;
+    if (now == last) break;
+    last = now;
+    pollfd none{-1, 0, 0};
+    poll(&none, 1, 50);  // the interval between two samples of a counter, not a synchronisation
+  }
+  for (int i = 0; i < 5; ++i) {
+    proxy.set_partition({{0}, {1}});
+    proxy.set_partition({});
+    proxy.set_toxics("peer.1", {toxic(Toxic::Kind::latency, 1ms)});
+    proxy.set_toxics("peer.1", {});
+  }
   const std::string got = read_for(fd, data.size(), 30s);
-  toggler.join();
   writer.join();
   EXPECT_EQ(got.size(), data.size());
   EXPECT_TRUE(got == data) << "the stream was corrupted";
@@ -357,10 +365,13 @@ TEST(Proxy, HeldConnectionsEndWhenTheirClientGivesUp) {
     ASSERT_GE(fd, 0);
     close(fd);
   }
-  EXPECT_EQ(l.proxy.stats("client").connections, 50u);
+  // The proxy accepts and closes asynchronously: both are polled against a deadline.
   const auto deadline = Clock::now() + 5s;
+  while (l.proxy.stats("client").connections < 50 && Clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_EQ(l.proxy.stats("client").connections, 50u);
   while (open_fds() > before && Clock::now() < deadline) std::this_thread::yield();
-  EXPECT_LE(open_fds(), before);  // polled against a deadline: the proxy closes asynchronously
+  EXPECT_LE(open_fds(), before);
 }
 
 TEST(Proxy, UnixSocketsBothSides) {
