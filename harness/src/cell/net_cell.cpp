@@ -43,6 +43,11 @@ std::optional<Verdict> CellRun::step_net(int at, const ScenarioStep& step) {
   const NetStep& n = step.net;
   std::string what;
   if (n.heal) {
+    if (const auto late = net_->unattributed_since_cut())
+      note(
+          fmt::format("step {}: {} connection(s) opened into peer links during the partition "
+                      "came from outside the replicas' process trees; it did not cut them",
+                      at, late));
     net_->heal();
     step_log(fmt::format("step {}: net: healed (no toxics, no partition)", at));
     return std::nullopt;

@@ -154,6 +154,7 @@ Result<std::string> NetRun::add(const std::vector<NetToxic>& toxics) {
 }
 
 void NetRun::partition(std::vector<std::vector<int>> groups) {
+  at_cut_ = unattributed();
   proxy_->set_partition(std::move(groups));
 }
 

@@ -58,6 +58,8 @@ class NetRun {
   // Connections into peer links that no replica's process tree opened (a client's, or one
   // whose owner could not be found): a partition does not cut them.
   std::uint64_t unattributed() const;
+  // How many of those were opened since the last partition began (they were not cut).
+  std::uint64_t unattributed_since_cut() const { return unattributed() - at_cut_; }
 
  private:
   NetRun() = default;
@@ -65,6 +67,7 @@ class NetRun {
   std::vector<std::pair<std::string, std::string>> shown_;
   std::vector<std::string> peer_links_;                    // "peer.J", in J order
   std::map<std::string, std::vector<net::Toxic>> active_;  // link -> its toxics now
+  std::uint64_t at_cut_ = 0;                               // unattributed() when a partition began
   std::shared_ptr<std::array<std::atomic<pid_t>, 64>> pids_ =
       std::make_shared<std::array<std::atomic<pid_t>, 64>>();
 };
