@@ -374,6 +374,24 @@ TEST(Proxy, HeldConnectionsEndWhenTheirClientGivesUp) {
   EXPECT_LE(open_fds(), before);
 }
 
+// A connection the classifier ties to no replica (a client's, or one whose process was gone
+// before the accept) is cut by a partition like a replica outside every group: letting it
+// through would carry a cut-off replica's last writes across.
+TEST(Proxy, UnattributedConnectionsAreCutToo) {
+  EchoServer server;
+  Proxy proxy;
+  proxy.set_classifier([](const void*, unsigned) { return -1; });
+  const std::string to1 = proxy.add_link("peer.1", "127.0.0.1:0", server.addr(), 1);
+  proxy.set_partition({{0}, {1, 2}});
+  const int fd = connect_to(to1);
+  write_all(fd, "x\n");
+  EXPECT_EQ(read_for(fd, 2, 300ms), "");
+  EXPECT_EQ(proxy.stats("peer.1").unattributed, 1u);
+  proxy.set_partition({});
+  EXPECT_EQ(read_for(fd, 2, 5s), "x\n");
+  close(fd);
+}
+
 TEST(Proxy, UnixSocketsBothSides) {
   const std::string dir = testing::TempDir();
   EchoServer server(dir + "/echo." + std::to_string(getpid()) + ".sock");

@@ -43,11 +43,6 @@ std::optional<Verdict> CellRun::step_net(int at, const ScenarioStep& step) {
   const NetStep& n = step.net;
   std::string what;
   if (n.heal) {
-    if (const auto late = net_->unattributed_since_cut())
-      note(
-          fmt::format("step {}: {} connection(s) opened into peer links during the partition "
-                      "came from outside the replicas' process trees; it did not cut them",
-                      at, late));
     net_->heal();
     step_log(fmt::format("step {}: net: healed (no toxics, no partition)", at));
     return std::nullopt;
@@ -74,11 +69,6 @@ std::optional<Verdict> CellRun::step_net(int at, const ScenarioStep& step) {
   }
   if (!groups.empty()) {
     net_->partition(groups);
-    if (const auto n = net_->unattributed())
-      note(
-          fmt::format("step {}: {} connection(s) into peer links came from outside the replicas' "
-                      "process trees; the partition does not cut them",
-                      at, n));
     what += fmt::format("{}partition {}", what.empty() ? "" : ", ", groups);
   }
   if (!n.hold) {

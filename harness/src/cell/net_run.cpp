@@ -154,14 +154,7 @@ Result<std::string> NetRun::add(const std::vector<NetToxic>& toxics) {
 }
 
 void NetRun::partition(std::vector<std::vector<int>> groups) {
-  at_cut_ = unattributed();
   proxy_->set_partition(std::move(groups));
-}
-
-std::uint64_t NetRun::unattributed() const {
-  std::uint64_t n = 0;
-  for (const auto& l : peer_links_) n += proxy_->stats(l).unattributed;
-  return n;
 }
 
 void NetRun::heal() {

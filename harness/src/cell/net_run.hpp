@@ -55,11 +55,6 @@ class NetRun {
   Result<std::string> add(const std::vector<NetToxic>& toxics);
   void partition(std::vector<std::vector<int>> groups);
   void heal();  // no toxics, no partition
-  // Connections into peer links that no replica's process tree opened (a client's, or one
-  // whose owner could not be found): a partition does not cut them.
-  std::uint64_t unattributed() const;
-  // How many of those were opened since the last partition began (they were not cut).
-  std::uint64_t unattributed_since_cut() const { return unattributed() - at_cut_; }
 
  private:
   NetRun() = default;
@@ -67,7 +62,6 @@ class NetRun {
   std::vector<std::pair<std::string, std::string>> shown_;
   std::vector<std::string> peer_links_;                    // "peer.J", in J order
   std::map<std::string, std::vector<net::Toxic>> active_;  // link -> its toxics now
-  std::uint64_t at_cut_ = 0;                               // unattributed() when a partition began
   std::shared_ptr<std::array<std::atomic<pid_t>, 64>> pids_ =
       std::make_shared<std::array<std::atomic<pid_t>, 64>>();
 };

@@ -44,7 +44,7 @@ struct LinkStats {
   std::uint64_t bytes_up = 0;      // client -> server, forwarded
   std::uint64_t bytes_down = 0;    // server -> client, forwarded
   std::uint64_t resets = 0;        // connections reset by reset_peer
-  std::uint64_t unattributed = 0;  // into a replica's link, from no replica (partitions skip them)
+  std::uint64_t unattributed = 0;  // into a replica's link, tied to no replica by the classifier
 };
 
 // Which replica opened a connection (the peer's address as accepted); -1: none (a client).
@@ -68,6 +68,8 @@ class Proxy {
   // Groups of replicas that can talk only among themselves; {} heals. A connection from
   // replica I (the classifier's answer) to a link whose dest is J holds while I and J are in
   // different groups; held data flows again on heal, as TCP's retransmits would deliver it.
+  // Unlisted replicas, and connections the classifier ties to none, are together, apart from
+  // every listed group.
   void set_partition(std::vector<std::vector<int>> groups);
   void set_classifier(Classifier classify);
   LinkStats stats(const std::string& link) const;
