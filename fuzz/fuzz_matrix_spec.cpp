@@ -19,6 +19,7 @@
 #include "crashkit/crash_plan.hpp"
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/matrix.hpp"
+#include "crashkit/harness/net_fault.hpp"
 #include "property.hpp"
 
 namespace {
@@ -67,6 +68,12 @@ void check_fault(const MatrixFault& f) {
         if (d.count() < 0) broken("matrix: negative sigkill after accepted");
       break;
     case MatrixFault::Kind::sigterm:
+      break;
+    case MatrixFault::Kind::net:
+      if (f.net.empty()) broken("matrix: net fault accepted without a toxic");
+      for (const auto& t : f.net)
+        if (t.link.empty() || !crashkit::parse_net_toxic(t.toxic.text))
+          broken(fmt::format("matrix: net toxic '{}' accepted, not LINK:TOXIC", t.toxic.text));
       break;
   }
 }
