@@ -88,14 +88,9 @@ Result<CellSpec> to_spec(const RunOptions& o) {
   s.fault = *fault;
   if (o.plan_replica >= 0) {
     if (o.plan.empty()) return usage_error("--plan-replica goes with --plan");
-    s.fault.at = {.kind = ReplicaPick::Kind::one,
-                  .index = o.plan_replica,
-                  .text = std::to_string(o.plan_replica)};
+    s.fault.at = ReplicaPick::replica(o.plan_replica);
   }
-  if (o.discover_replica >= 0)
-    s.fault.at = {.kind = ReplicaPick::Kind::one,
-                  .index = o.discover_replica,
-                  .text = std::to_string(o.discover_replica)};
+  if (o.discover_replica >= 0) s.fault.at = ReplicaPick::replica(o.discover_replica);
   s.cycles = o.cycles;
   s.replicas = o.replicas;
   s.peers_format = o.peers_format;

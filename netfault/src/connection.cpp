@@ -133,8 +133,7 @@ void Conn::forward_now(Pump& p, std::size_t n) {
                       p.direct = false;
                       if (self->closed_) return;
                       if (ec) return self->close(ec == asio::error::connection_reset);
-                      p.forwarded += n;
-                      (p.up ? self->link_->bytes_up : self->link_->bytes_down) += n;
+                      self->counted(p, n);
                       self->read(p);
                       self->kick(p);
                     });
@@ -209,9 +208,14 @@ void Conn::write(Pump& p) {
                     });
 }
 
-void Conn::sent(Pump& p, std::size_t n) {
+// n bytes went through `p`: its count and the link's stats.
+void Conn::counted(Pump& p, std::size_t n) {
   p.forwarded += n;
   (p.up ? link_->bytes_up : link_->bytes_down) += n;
+}
+
+void Conn::sent(Pump& p, std::size_t n) {
+  counted(p, n);
   if (const Toxic* bw = link_->find(Toxic::Kind::bandwidth))
     p.next_slot =
         std::max(Clock::now(), p.next_slot) +

@@ -73,6 +73,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void kick(Pump& p);
   void write(Pump& p);
   void sent(Pump& p, std::size_t n);
+  void counted(Pump& p, std::size_t n);
   void forward_now(Pump& p, std::size_t n);
   void finish(Pump& p);
   void arm_timer();

@@ -37,6 +37,15 @@ Result<ReplicaPick> parse_pick(std::string_view fault, std::string_view at) {
 
 }  // namespace
 
+std::optional<int> replica_index(std::string_view text) {
+  if (text.empty() || text.size() > 3 ||
+      text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  int i = 0;
+  for (char c : text) i = i * 10 + (c - '0');
+  return i;
+}
+
 Result<Fault> Fault::parse(std::string_view text) {
   if (auto at = text.find('@'); at != std::string_view::npos) {
     auto f = parse(text.substr(0, at));

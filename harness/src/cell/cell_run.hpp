@@ -356,6 +356,7 @@ class CellRun {
     ~AsReplica() { slot = -1; }
   };
   std::optional<Verdict> make_replicas();
+  std::vector<int> all_replicas() const;
   std::optional<Verdict> prepare_replicas();
   std::optional<Verdict> launch_replicas(int cycle, int start_no, const std::vector<int>& which,
                                          int armed = -1, Arm arm = Arm::plan);

@@ -68,8 +68,7 @@ std::optional<Verdict> CellRun::make_replicas() {
 // cell's seed and the cycle (in the repro line); @leader asks the spec's leader command.
 Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at) {
   const int n = spec_.replicas;
-  std::vector<int> all(n);
-  std::iota(all.begin(), all.end(), 0);
+  std::vector<int> all = all_replicas();
   switch (at.kind) {
     case ReplicaPick::Kind::all:
       return all;
@@ -100,6 +99,13 @@ Result<std::vector<int>> CellRun::pick_replicas(int cycle, const ReplicaPick& at
         cycle, shell_quote(placeholders(cycle).apply(*spec_.leader)), n - 1, r->describe(),
         printable_text(out, 60)));
   return std::vector<int>{index};
+}
+
+// 0 .. replicas-1.
+std::vector<int> CellRun::all_replicas() const {
+  std::vector<int> all(static_cast<std::size_t>(spec_.replicas));
+  std::iota(all.begin(), all.end(), 0);
+  return all;
 }
 
 // --prepare once per replica, with that replica's placeholders.
@@ -252,9 +258,7 @@ CellResult CellRun::run_group() {
   result.run_dir = run_.root;
   if (auto v = make_replicas()) return finish(result, v->outcome, v->reason);
   if (auto v = prepare_replicas()) return finish(result, v->outcome, v->reason);
-  std::vector<int> everyone(replicas_.size());
-  std::iota(everyone.begin(), everyone.end(), 0);
-  if (auto v = start_replicas(0, 0, everyone, nullptr))
+  if (auto v = start_replicas(0, 0, all_replicas(), nullptr))
     return finish(result, v->outcome, v->reason);
   for (int cycle = 0; cycle < spec_.cycles; ++cycle) {
     CycleResult cr;
@@ -300,8 +304,9 @@ std::optional<Error> group_error(const CellSpec& spec) {
       one.fault = step.fault;
       if (auto e = group_error(one)) return e;
     }
+    const auto restarted = replica_index(step.replicas);
     if (step.kind == ScenarioStep::Kind::restart && step.replicas != "all" &&
-        (step.replicas.size() > 3 || std::stoi(step.replicas) >= spec.replicas))
+        (!restarted || *restarted >= spec.replicas))
       return usage_error(
           fmt::format("step '{}': there are replicas 0 to {}", step.text, spec.replicas - 1));
     if (step.kind == ScenarioStep::Kind::workload && !spec.workload)

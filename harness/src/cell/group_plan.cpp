@@ -8,26 +8,16 @@
 // way: its first start and workload (run), its restart after a SIGKILL (recovery).
 #include <fmt/format.h>
 
-#include <numeric>
 #include <variant>
 
 #include "cell_run.hpp"
 
 namespace crashkit::detail {
-namespace {
-
-std::vector<int> everyone(std::size_t n) {
-  std::vector<int> all(n);
-  std::iota(all.begin(), all.end(), 0);
-  return all;
-}
-
-}  // namespace
 
 // Prepares and starts every replica, `armed` (-1: none) with `arm`, then awaits each.
 std::optional<Verdict> CellRun::start_armed_group(int armed, Arm arm) {
   if (auto v = prepare_replicas()) return v;
-  const auto all = everyone(replicas_.size());
+  const auto all = all_replicas();
   if (auto v = launch_replicas(0, 0, all, armed, arm)) return v;
   std::vector<Duration> took;
   if (auto v = await_replicas(all, "before any fault: ", took)) return v;
@@ -74,8 +64,7 @@ std::optional<Verdict> CellRun::group_plan_run(int armed, const std::vector<Cras
 // must fire before or after its READY. Leaves it down for the clean restart (start 2).
 std::optional<Verdict> CellRun::group_plan_recovery(int armed, const std::vector<CrashRule>& rules,
                                                     CellResult& result, CycleResult& cr) {
-  if (auto v = others_alive(armed)) return v;
-  if (auto v = all_alive(0)) return v;
+  if (auto v = all_alive(0)) return v;  // nothing is armed yet: any death is unplanned
   ReplicaRun& target = *replicas_[armed];
   cr.fault_status = target.daemon->kill().status;
   target.daemon.reset();

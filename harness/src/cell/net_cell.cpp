@@ -60,7 +60,7 @@ std::optional<Verdict> CellRun::step_net(int at, const ScenarioStep& step) {
       if (!leader) return Verdict{Outcome::harness_error, leader.error().message};
       one = leader->front();
     } else {
-      one = std::stoi(n.isolate);  // validated when loaded
+      one = *replica_index(n.isolate);  // validated when loaded
     }
     std::vector<int> rest;
     for (int i = 0; i < spec_.replicas; ++i)

@@ -105,8 +105,8 @@ Result<std::unique_ptr<NetRun>> NetRun::create(const CellSpec& spec, const Place
     for (const auto& l : spec.links) {
       std::string to = p.apply(l.to);
       int dest = -1;
-      if (!to.empty() && to.find_first_not_of("0123456789") == std::string::npos) {
-        dest = std::stoi(to);
+      if (const auto i = replica_index(to)) {  // net_error checked it against the group
+        dest = *i;
         to = fmt::format("127.0.0.1:{}", replicas.at(static_cast<std::size_t>(dest))->port);
       }
       const bool unix_link = to.starts_with("unix:");
@@ -169,8 +169,9 @@ std::optional<Error> net_error(const CellSpec& spec) {
     if (std::find(names.begin(), names.end(), l.name) != names.end() || l.name.starts_with("peer"))
       return usage_error(fmt::format("link '{}': a link's name is unique and not peer*", l.name));
     names.push_back(l.name);
-    if (!l.to.empty() && l.to.find_first_not_of("0123456789") == std::string::npos &&
-        (l.to.size() > 3 || std::stoi(l.to) >= spec.replicas || spec.replicas < 2))
+    const bool digits = !l.to.empty() && l.to.find_first_not_of("0123456789") == std::string::npos;
+    if (const auto i = replica_index(l.to);
+        digits && (!i || *i >= spec.replicas || spec.replicas < 2))
       return usage_error(fmt::format(
           "link '{}': to: {} names a replica; there are {} (a single daemon's link takes an "
           "address: HOST:PORT or unix:PATH)",

@@ -141,7 +141,7 @@ Result<Coverage> discover_coverage(const MatrixSpec& spec, const CellLog& log) {
   for (int r : where) {
     CellSpec ds = spec.base;
     ds.fault = Fault{};
-    if (r >= 0) ds.fault.at = ReplicaPick{ReplicaPick::Kind::one, r, std::to_string(r)};
+    if (r >= 0) ds.fault.at = ReplicaPick::replica(r);
     auto d = discover(ds, log);
     if (!d) return d.error();
     auto& crossed = c.crossed[r];

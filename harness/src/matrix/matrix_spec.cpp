@@ -95,7 +95,7 @@ MatrixFault SpecReader::crash_points_fault(const YAML::Node& body) const {
   known_keys(body, {"points", "crossings", "action", "phase", "replica"});
   if (const YAML::Node r = body["replica"]; r) {
     const int i = whole(r, "replica", 0, 63);
-    f.at = ReplicaPick{.kind = ReplicaPick::Kind::one, .index = i, .text = std::to_string(i)};
+    f.at = ReplicaPick::replica(i);
   }
   if (const YAML::Node p = body["points"]; p) {
     if (p.IsScalar() && p.as<std::string>() == "all") {

@@ -94,9 +94,8 @@ NetStep SpecReader::net_step(const YAML::Node& v, std::string& text, const CellS
   }
   if (const YAML::Node i = v["isolate"]; i) {
     s.isolate = scalar(i, "isolate");
-    if (s.isolate != "leader" && (s.isolate.empty() || s.isolate.size() > 2 ||
-                                  s.isolate.find_first_not_of("0123456789") != std::string::npos ||
-                                  std::stoi(s.isolate) >= base.replicas))
+    const auto index = replica_index(s.isolate);
+    if (s.isolate != "leader" && (!index || *index >= base.replicas))
       fail(i, fmt::format("isolate: leader, or a replica 0 to {}", base.replicas - 1));
     text += " isolate " + s.isolate;
   }

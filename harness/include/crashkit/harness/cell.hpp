@@ -36,7 +36,13 @@ struct ReplicaPick {
   Kind kind = Kind::all;
   int index = 0;     // Kind::one
   std::string text;  // as written after '@', empty when none was
+
+  static ReplicaPick replica(int i) { return {Kind::one, i, std::to_string(i)}; }  // "@I"
 };
+
+// A replica index as written ("2", in `--link client=2`, `isolate: 2`, `restart: 2`): 1 to 3
+// digits; nullopt otherwise. The caller checks it against the group's size.
+std::optional<int> replica_index(std::string_view text);
 
 struct Fault {
   // none: no process fault; the workload (under --net toxics) and the checks against the
