@@ -45,6 +45,7 @@ struct RunOptions {
   std::vector<std::string> target;
   std::string unit;
   std::vector<std::string> env;
+  std::vector<std::string> rlimits;  // --rlimit NAME=VALUE
   int replicas = 1;
   int plan_replica = -1;
   int discover_replica = -1;            // discover --replica I (in a group)
@@ -103,6 +104,11 @@ Result<CellSpec> to_spec(const RunOptions& o) {
     s.ready_when = o.ready_when;
   }
   s.check_online = o.checks;
+  for (const auto& text : o.rlimits) {
+    auto l = parse_resource_limit("--rlimit", text);
+    if (!l) return l.error();
+    s.rlimits.push_back(*l);
+  }
   s.check_offline = o.checks_offline;
   for (const auto& l : o.links) {
     const auto eq = l.find('=');
@@ -198,10 +204,14 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
                   "KEY=VALUE for the target and every command (repeatable; placeholders allowed; "
                   "wins over --unit's Environment=)")
       ->allow_extra_args(false);
+  run->add_option("--rlimit", o.rlimits,
+                  "a resource limit for the target, as systemd's Limit*=: NOFILE=64, AS=512M, "
+                  "NOFILE=64:1024 (repeatable; wins over --unit's; docs/resource-limits.md)")
+      ->allow_extra_args(false);
   run->add_option("--unit", o.unit,
                   "the daemon's systemd unit: Type=, NotifyAccess=, KillSignal=, "
                   "SuccessExitStatus=, TimeoutStartSec=, TimeoutStopSec=, User=, Environment=, "
-                  "ExecStartPre= are taken from it; flags given here win");
+                  "ExecStartPre=, Limit*= are taken from it; flags given here win");
   run->add_option("--workload", o.workload, "shell command run after READY, before the fault");
   run->add_option("--prepare", o.prepare, "shell command run once before the first start");
   run->add_option("--before-start", o.before_start,

@@ -1,7 +1,8 @@
 // The honest measure of the harness: the default kvd matrix finds nothing in the correct kvd
 // and catches every planted bug with the outcome its mistake produces; the power-loss-only
 // bugs pass the kill matrix (a SIGKILL keeps the page cache) and are caught by the power-loss
-// matrix, which the correct kvd passes.
+// matrix, which the correct kvd passes; the exhaustion-only bug likewise passes the kill matrix
+// and is caught under a low descriptor limit.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,6 +20,7 @@ using namespace std::chrono_literals;
 const std::string kCli = CRASHKIT_CLI;
 const std::string kSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix.yaml";
 const std::string kPowerlossSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-powerloss.yaml";
+const std::string kExhaustionSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-exhaustion.yaml";
 const std::string kFixtures = fs::path(CRASHKIT_KVD).parent_path().string();
 
 nlohmann::json run_matrix(const std::string& bug, int* code, const std::string& spec = kSpec) {
@@ -110,6 +112,28 @@ INSTANTIATE_TEST_SUITE_P(Planted, KvdPowerlossBug,
                              if (c == '-') c = '_';
                            return n;
                          });
+
+TEST(KvdExhaustionMatrix, CorrectKvdHasNoFindings) {
+  int code = -1;
+  auto j = run_matrix("", &code, kExhaustionSpec);
+  EXPECT_EQ(code, 0);
+  EXPECT_GE(j["cells"].size(), 2u);
+  for (const auto& c : j["cells"])
+    EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
+}
+
+// Both sides for the exhaustion-only bug: the default matrix (the usual descriptor limit) passes
+// it; the same workload under rlimits: {NOFILE: 24} loses acknowledged writes.
+TEST(KvdExhaustionMatrix, CheckpointFdLeakPassesTheDefaultMatrixAndIsCaughtUnderALowLimit) {
+  int code = -1;
+  auto plain = run_matrix("checkpoint-fd-leak", &code);
+  EXPECT_EQ(code, 0) << "visible without a limit: " << plain["counts"];
+  auto limited = run_matrix("checkpoint-fd-leak", &code, kExhaustionSpec);
+  EXPECT_EQ(code, 1);
+  int hits = 0;
+  for (const auto& c : limited["cells"]) hits += c["outcome"] == "violation";
+  EXPECT_GT(hits, 0) << limited["counts"];
+}
 
 }  // namespace
 }  // namespace crashkit

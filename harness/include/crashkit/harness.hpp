@@ -24,6 +24,7 @@
 #include "crashkit/harness/daemon.hpp"
 #include "crashkit/harness/exit_status.hpp"
 #include "crashkit/harness/output_capture.hpp"
+#include "crashkit/harness/resource_limit.hpp"
 #include "crashkit/harness/sentinel.hpp"
 
 // notify: the sd_notify receiver the daemon reports READY=1 (and crash-point fires) to.

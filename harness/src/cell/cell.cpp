@@ -297,6 +297,12 @@ std::optional<Error> check_spec(const CellSpec& spec) {
     if (d <= Duration::zero() || d > kLongestTimeout)
       return usage_error(fmt::format("{} {}: a timeout must be longer than 0 and at most 576h",
                                      name, format_duration(d)));
+  for (const auto& l : spec.rlimits)
+    if (auto ceiling = hard_limit_ceiling(l))
+      return usage_error(
+          fmt::format("--rlimit {}: above crashkit's own hard limit {}, and raising it needs "
+                      "CAP_SYS_RESOURCE; give a hard limit of at most {} (NAME=SOFT:HARD)",
+                      l.text, *ceiling, *ceiling));
   // Check the binary before creating anything, so a typo is a usage error (exit 2).
   if (spec.target[0].find('{') == std::string::npos) {
     auto exe = resolve_executable(spec.target[0]);

@@ -198,6 +198,7 @@ class CellRun {
     o.artifact_prefix = dir.artifacts / fmt::format("target.{}.{}", cycle, start_no);
     o.capture_limit = spec_.capture_limit;
     o.deny_io_uring = loses_power(spec_);  // io_uring would bypass the journal shim
+    o.limits = spec_.rlimits;
     o.containment = member != nullptr ? &member->containment : &daemons_;
     return Daemon::start(o, member != nullptr ? member->rx : rx_);
   }

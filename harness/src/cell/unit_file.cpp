@@ -162,7 +162,12 @@ Result<UnitSettings> read_unit_file(const std::filesystem::path& file) {
       u.type = v;
     else if (key == "NotifyAccess")
       u.notify_access = v;
-    else if (key == "KillSignal")
+    else if (auto name = resource_limit_name(key); !name.empty()) {
+      auto l = parse_resource_limit(where, fmt::format("{}={}", name, v));
+      if (!l) return l.error();
+      std::erase_if(u.limits, [&](const ResourceLimit& x) { return x.resource == l->resource; });
+      u.limits.push_back(*l);
+    } else if (key == "KillSignal")
       u.kill_signal = v;
     else if (key == "User")
       u.user = v;
@@ -308,6 +313,20 @@ Result<std::vector<std::string>> apply_unit(const UnitSettings& u, const GivenFl
     auto same = [&](const std::string& e) { return e.rfind(key, 0) == 0; };
     if (std::none_of(spec.extra_env.begin(), spec.extra_env.end(), same))
       spec.extra_env.push_back(kv);
+  }
+  for (auto l : u.limits) {
+    auto same = [&](const ResourceLimit& x) { return x.resource == l.resource; };
+    if (std::any_of(spec.rlimits.begin(), spec.rlimits.end(), same)) continue;  // --rlimit's
+    if (auto ceiling = hard_limit_ceiling(l)) {
+      notes.push_back(
+          fmt::format("Limit{}: lowered to crashkit's own hard limit {} (raising it "
+                      "needs CAP_SYS_RESOURCE)",
+                      l.text, *ceiling));
+      l.hard = *ceiling;
+      l.soft = std::min(l.soft, l.hard);
+      l.text = fmt::format("{}={}:{}", l.text.substr(0, l.text.find('=')), l.soft, l.hard);
+    }
+    spec.rlimits.push_back(l);
   }
   if (!u.exec_start_pre.empty() && !given.before_start) {
     auto cmd = before_start_command(u);

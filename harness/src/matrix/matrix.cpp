@@ -84,6 +84,7 @@ std::string repro_command(const CellSpec& s) {
   if (auto extra = s.clean_stop.success_list(); !extra.empty()) opt("--success-exit-status", extra);
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
   if (s.user) opt("--user", *s.user);
+  for (const auto& l : s.rlimits) opt("--rlimit", l.text);
   if (s.prepare) opt("--prepare", *s.prepare);
   if (s.before_start) opt("--before-start", *s.before_start);
   if (s.workload) opt("--workload", *s.workload);

@@ -174,7 +174,8 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
                     "scenarios",
                     "links",
                     "peer_links",
-                    "net"});
+                    "net",
+                    "rlimits"});
   MatrixSpec m;
   m.file = file_;
   if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -236,6 +237,7 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
     for (const auto& kv : env)
       m.base.extra_env.push_back(kv.first.as<std::string>() + "=" + scalar(kv.second, "env"));
   }
+  resources(root, m.base);  // resource_spec.cpp; before unit: its limits win over Limit*=
   if (root["unit"]) m.notes = unit(root, m.base);
   if (root["replicas"]) m.base.replicas = whole(root["replicas"], "replicas", 1, 64);
   if (root["peers_format"]) m.base.peers_format = scalar(root["peers_format"], "peers_format");

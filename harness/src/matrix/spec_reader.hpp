@@ -155,6 +155,8 @@ class SpecReader {
   NetStep net_step(const YAML::Node& v, std::string& text, const CellSpec& base) const;
   NetToxic toxic(const YAML::Node& n) const;
   MatrixFault net_fault(const YAML::Node& body) const;
+  // Resource exhaustion (resource_spec.cpp): rlimits.
+  void resources(const YAML::Node& root, CellSpec& base) const;
 
   // A file named by the spec: relative to the spec's directory.
   fs::path resolve_path(const std::string& p) const {

@@ -28,6 +28,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -77,8 +78,11 @@ struct ChildPlan {
   int stdio[3] = {-1, -1, -1};
   const Credentials* user = nullptr;
   const sock_fprog* seccomp = nullptr;  // installed last, just before execve
-  int cgroup_procs = -1;                // the containment's cgroup.procs: joined first
-  int cgroup_dir = -1;  // the containment's directory: the child is created in it if it can be
+  const rlimit* limits = nullptr;       // [resources[i]] = limits[i], for i < nlimits
+  const int* resources = nullptr;
+  std::size_t nlimits = 0;
+  int cgroup_procs = -1;  // the containment's cgroup.procs: joined first
+  int cgroup_dir = -1;    // the containment's directory: the child is created in it if it can be
   pid_t parent = 0;
   // Written by the child, read by the parent after vfork returns (shared memory).
   volatile int failed_stage = 0;
@@ -121,6 +125,9 @@ struct ChildPlan {
     }
   }
   close_range(3, ~0U, 0);
+  for (std::size_t i = 0; i < p.nlimits; ++i)
+    if (setrlimit(static_cast<__rlimit_resource_t>(p.resources[i]), &p.limits[i]) != 0)
+      fail_child(p, Child::Stage::limits);
   if (p.user != nullptr) {
     if (setgroups(p.user->groups.size(), p.user->groups.data()) != 0 || setgid(p.user->gid) != 0 ||
         setuid(p.user->uid) != 0) {
@@ -149,6 +156,8 @@ std::string_view stage_name(Child::Stage s) {
       return "signal reset";
     case Child::Stage::dup_stdio:
       return "stdio redirection";
+    case Child::Stage::limits:
+      return "setting resource limits (setrlimit; raising a hard limit needs root)";
     case Child::Stage::credentials:
       return "dropping privileges (setgroups/setgid/setuid)";
     case Child::Stage::seccomp:
@@ -225,7 +234,7 @@ Error start_failure(pid_t pid, const ChildPlan& plan, const std::string& argv0) 
   if (stage == Child::Stage::credentials) what += "; run crashkit as root to use --user";
   if (stage == Child::Stage::chdir) what += "; check the working directory";
   return stage == Child::Stage::exec || stage == Child::Stage::credentials ||
-                 stage == Child::Stage::chdir
+                 stage == Child::Stage::chdir || stage == Child::Stage::limits
              ? usage_error(what)
              : harness_error(what);
 }
@@ -298,6 +307,15 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
   plan.user = options.user ? &*options.user : nullptr;
   plan.seccomp = options.deny_io_uring ? &kDenyIoUringProgram : nullptr;
   plan.parent = getpid();
+  std::vector<rlimit> limits;
+  std::vector<int> resources;
+  for (const auto& l : options.limits) {
+    limits.push_back({static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)});
+    resources.push_back(l.resource);
+  }
+  plan.limits = limits.data();
+  plan.resources = resources.data();
+  plan.nlimits = limits.size();
   if (options.containment != nullptr) {
     plan.cgroup_procs = options.containment->procs_fd();
     plan.cgroup_dir = options.containment->dir_fd();

@@ -31,6 +31,7 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   s.user = o.user;
   s.cwd = o.cwd;
   s.deny_io_uring = o.deny_io_uring;
+  s.limits = o.limits;
   s.containment = o.containment;
   s.stdout_fd = out ? out->write_fd() : -1;
   s.stderr_fd = err ? err->write_fd() : -1;

@@ -23,6 +23,7 @@
 #include "crashkit/harness/net_fault.hpp"
 #include "crashkit/harness/notify_receiver.hpp"
 #include "crashkit/harness/outcome.hpp"
+#include "crashkit/harness/resource_limit.hpp"
 #include "crashkit/harness/result.hpp"
 #include "crashkit/powerloss_rollback.hpp"
 
@@ -103,6 +104,8 @@ struct CellSpec {
   std::optional<std::string> user;
   std::size_t capture_limit = 8 << 20;
   std::vector<std::string> extra_env;  // "KEY=VALUE" for every child
+  // setrlimit for the target only (--rlimit, docs/resource-limits.md); commands are unlimited.
+  std::vector<ResourceLimit> rlimits;
   // Power-loss cells only.
   powerloss::Model powerloss_model = powerloss::Model::strict;
   std::vector<std::string> powerloss_scope;  // dirs whose files lose power; empty: {data_dir}

@@ -17,6 +17,7 @@
 #include "crashkit/harness/credentials.hpp"
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
+#include "crashkit/harness/resource_limit.hpp"
 #include "crashkit/harness/result.hpp"
 
 namespace crashkit {
@@ -32,6 +33,8 @@ struct SpawnOptions {
   // io_uring_setup fails with ENOSYS in the child and everything it starts (a seccomp filter,
   // with no_new_privs): its I/O would bypass the power-loss shim, so daemons fall back.
   bool deny_io_uring = false;
+  // setrlimit(2) each, before dropping privileges (so root may raise a hard limit).
+  std::vector<ResourceLimit> limits;
   // Joins this containment (its cgroup, or its environment marker) before exec, so that every
   // descendant can be killed with it. Not owned; must outlive the spawn call.
   const Containment* containment = nullptr;
@@ -47,6 +50,7 @@ class Child {
     death_signal,
     signals,
     dup_stdio,
+    limits,
     credentials,
     chdir,
     seccomp,

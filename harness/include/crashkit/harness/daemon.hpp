@@ -32,6 +32,7 @@ class Daemon {
     std::filesystem::path artifact_prefix;
     std::size_t capture_limit = 8 << 20;
     bool deny_io_uring = false;  // see SpawnOptions
+    std::vector<ResourceLimit> limits;  // setrlimit in the child (SpawnOptions::limits)
     // Every start joins it; stop() and kill() end with containment->kill_all(). Not owned.
     const Containment* containment = nullptr;
   };

@@ -6,8 +6,9 @@
 //   if (u) apply_unit(*u, spec);   // KillSignal= -> spec.clean_stop.signal, User= -> spec.user...
 //
 // Read: Type=, NotifyAccess=, KillSignal=, SuccessExitStatus=, TimeoutStartSec=,
-// TimeoutStopSec=, TimeoutSec=, User=, Environment=, ExecStartPre=, with systemd's grammar:
-// comments (# ;), trailing-backslash continuation, repeated list settings (an empty assignment
+// TimeoutStopSec=, TimeoutSec=, User=, Environment=, ExecStartPre=, Limit*= (a --rlimit for the
+// same resource wins; without CAP_SYS_RESOURCE, a hard limit above crashkit's own is lowered to
+// it, with a note), with systemd's grammar: comments (# ;), trailing-backslash continuation, repeated list settings (an empty assignment
 // resets the list), quoted Environment= words, time spans ("90", "5min 20s", "infinity"), and the
 // specifiers %n %N %p %i %I %H %t %T %%. Not read: drop-ins, EnvironmentFile= (noted), settings
 // outside [Service].
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "crashkit/harness/cell.hpp"
+#include "crashkit/harness/resource_limit.hpp"
 #include "crashkit/harness/result.hpp"
 
 namespace crashkit {
@@ -30,6 +32,7 @@ struct UnitSettings {
   std::vector<std::string> success_exit_status;            // each assignment's text
   std::vector<std::string> environment;                    // KEY=VALUE, unquoted
   std::vector<std::string> exec_start_pre;                 // command lines, prefixes kept
+  std::vector<ResourceLimit> limits;                       // Limit*=, the last one per name
   std::vector<std::string> notes;  // what was read but cannot apply ("EnvironmentFile= ...")
 };
 

@@ -1,0 +1,162 @@
+// Resource limits (--rlimit, rlimits:, Limit*=): the grammar, the limits a spawned target
+// really has, a limit the kernel refuses, the unit file's and the matrix's spelling.
+#include "crashkit/harness/resource_limit.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "crashkit/harness/child.hpp"
+#include "crashkit/harness/matrix.hpp"
+#include "crashkit/harness/output_capture.hpp"
+#include "crashkit/harness/placeholders.hpp"
+#include "crashkit/harness/unit_file.hpp"
+
+namespace crashkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(ResourceLimit, ParsesSystemdsNamesAndValues) {
+  auto n = parse_resource_limit("--rlimit", "NOFILE=64");
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(n->resource, RLIMIT_NOFILE);
+  EXPECT_EQ(n->soft, 64u);
+  EXPECT_EQ(n->hard, 64u);
+  EXPECT_EQ(n->text, "NOFILE=64");
+  auto as = parse_resource_limit("--rlimit", "AS=512M");
+  ASSERT_TRUE(as);
+  EXPECT_EQ(as->soft, 512ull << 20);
+  auto pair = parse_resource_limit("--rlimit", "NOFILE=64:1024");
+  ASSERT_TRUE(pair);
+  EXPECT_EQ(pair->soft, 64u);
+  EXPECT_EQ(pair->hard, 1024u);
+  auto core = parse_resource_limit("--rlimit", "CORE=infinity");
+  ASSERT_TRUE(core);
+  EXPECT_EQ(core->hard, RLIM_INFINITY);
+  EXPECT_EQ(resource_limit_name("LimitNPROC"), "NPROC");
+  EXPECT_EQ(resource_limit_name("LimitBOGUS"), "");
+  EXPECT_EQ(resource_limit_name("NOFILE"), "");
+}
+
+TEST(ResourceLimit, BadLimitsAreOneLineUsageErrors) {
+  struct Case {
+    const char* text;
+    const char* says;
+  };
+  for (const auto& c : {Case{"NOFILE", "give NAME=VALUE"}, Case{"FILES=3", "unknown limit 'FILES'"},
+                        Case{"NOFILE=many", "not a count"}, Case{"NOFILE=64K", "not a count"},
+                        Case{"AS=12Q", "not a size"}, Case{"AS=99999999999999T", "not a size"},
+                        Case{"NOFILE=99999999999999999999", "not a count"},
+                        Case{"NOFILE=128:64", "soft limit is above"}, Case{"NOFILE=2", "below 3"},
+                        Case{"NOFILE=", "not a count"}, Case{"NOFILE=64:", "not a count"}}) {
+    auto r = parse_resource_limit("--rlimit", c.text);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_EQ(r.error().kind, ErrorKind::usage);
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
+  }
+}
+
+// What the target sees: its own limits, read by the shell it runs.
+TEST(ResourceLimit, TheTargetRunsUnderItsLimits) {
+  auto cap = OutputCapture::open(fs::temp_directory_path() / "ck-rlimit.log", 1 << 20);
+  ASSERT_TRUE(cap);
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"};
+  o.env = child_environment({});
+  o.limits = {*parse_resource_limit("t", "NOFILE=37:41"), *parse_resource_limit("t", "CORE=0")};
+  o.stdout_fd = cap->write_fd();
+  auto c = Child::spawn(o);
+  cap->close_write_end();
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->wait().success());
+  EXPECT_EQ(cap->finish(), "37\n41\n0\n");
+}
+
+// The kernel caps NOFILE at fs.nr_open (2^20 by default), even for root: the start fails, named.
+TEST(ResourceLimit, ALimitTheKernelRefusesFailsTheStartByName) {
+  SpawnOptions o;
+  o.argv = {"/bin/true"};
+  o.env = child_environment({});
+  o.limits = {*parse_resource_limit("t", "NOFILE=4000000000")};
+  auto c = Child::spawn(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().kind, ErrorKind::usage);
+  EXPECT_NE(c.error().message.find("setrlimit"), std::string::npos) << c.error().message;
+}
+
+// Above crashkit's own hard limit: refused before anything starts, unless crashkit may raise it.
+TEST(ResourceLimit, AHardLimitAboveCrashkitsOwnNeedsTheCapability) {
+  rlimit own{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &own), 0);
+  auto within = parse_resource_limit("t", fmt::format("NOFILE=16:{}", own.rlim_max));
+  ASSERT_TRUE(within);
+  EXPECT_FALSE(hard_limit_ceiling(*within));
+  auto above = parse_resource_limit("t", fmt::format("NOFILE=16:{}", own.rlim_max + 1));
+  ASSERT_TRUE(above);
+  auto ceiling = hard_limit_ceiling(*above);
+  if (ceiling) {
+    EXPECT_EQ(*ceiling, own.rlim_max);
+  }
+  CellSpec s;
+  s.target = {"/bin/true"};
+  s.rlimits = {*above};
+  auto r = run_cell(s);
+  if (ceiling) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, ErrorKind::usage);
+    EXPECT_NE(r.error().message.find("CAP_SYS_RESOURCE"), std::string::npos);
+  } else {  // with the capability (root outside a container) the start takes it
+    ASSERT_TRUE(r) << r.error().message;
+  }
+}
+
+TEST(ResourceLimit, UnitLimitsApplyAndAGivenLimitWins) {
+  const fs::path f =
+      fs::temp_directory_path() / ("ck-limits-" + std::to_string(getpid()) + ".service");
+  std::ofstream(f) << "[Service]\nLimitNOFILE=4096\nLimitCORE=0\nLimitNOFILE=2048\n";
+  auto u = read_unit_file(f);
+  fs::remove(f);
+  ASSERT_TRUE(u) << u.error().message;
+  ASSERT_EQ(u->limits.size(), 2u);  // the second LimitNOFILE= replaced the first
+  CellSpec s;
+  s.rlimits = {*parse_resource_limit("--rlimit", "NOFILE=64")};
+  ASSERT_TRUE(apply_unit(*u, {}, s));
+  ASSERT_EQ(s.rlimits.size(), 2u);
+  EXPECT_EQ(s.rlimits[0].text, "NOFILE=64");
+  EXPECT_EQ(s.rlimits[1].resource, RLIMIT_CORE);
+
+  std::ofstream(f) << "[Service]\nLimitNOFILE=lots\n";
+  auto bad = read_unit_file(f);
+  fs::remove(f);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(":2: LimitNOFILE="), std::string::npos) << bad.error().message;
+}
+
+TEST(ResourceLimit, MatrixTakesAMappingOrAListAndNamesTheLine) {
+  auto m = parse_matrix_spec("target: [kvd]\nrlimits: {NOFILE: 64, AS: 1G}\nfaults: [sigkill]\n",
+                             "m.yaml");
+  ASSERT_TRUE(m) << m.error().message;
+  ASSERT_EQ(m->base.rlimits.size(), 2u);
+  EXPECT_EQ(m->base.rlimits[1].soft, 1ull << 30);
+  EXPECT_NE(repro_command(m->base).find("--rlimit NOFILE=64 --rlimit AS=1G"), std::string::npos)
+      << repro_command(m->base);
+  auto l = parse_matrix_spec("target: [kvd]\nrlimits: [NOFILE=64]\nfaults: [sigkill]\n", "m.yaml");
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(l->base.rlimits.size(), 1u);
+  for (const char* bad : {"target: [kvd]\nfaults: [sigkill]\nrlimits: {NOFILE: lots}\n",
+                          "target: [kvd]\nfaults: [sigkill]\nrlimits: [NOFILE=1, NOFILE=9]\n",
+                          "target: [kvd]\nfaults: [sigkill]\nrlimits: 64\n"}) {
+    auto r = parse_matrix_spec(bad, "m.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("m.yaml:3:"), std::string::npos) << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace crashkit
