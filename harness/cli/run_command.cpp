@@ -45,7 +45,8 @@ struct RunOptions {
   std::vector<std::string> target;
   std::string unit;
   std::vector<std::string> env;
-  std::vector<std::string> rlimits;  // --rlimit NAME=VALUE
+  std::vector<std::string> rlimits;                 // --rlimit NAME=VALUE
+  std::string disk_full, disk_free = "0", fill_at;  // --disk-full, --disk-free, --fill-at
   int replicas = 1;
   int plan_replica = -1;
   int discover_replica = -1;            // discover --replica I (in a group)
@@ -104,6 +105,23 @@ Result<CellSpec> to_spec(const RunOptions& o) {
     s.ready_when = o.ready_when;
   }
   s.check_online = o.checks;
+  if (!o.disk_full.empty()) {
+    auto d = parse_disk_full("--disk-full", o.disk_full);
+    if (!d) return d.error();
+    auto free = parse_byte_size(o.disk_free);
+    if (!free)
+      return usage_error(fmt::format("--disk-free '{}': give a size in bytes, e.g. 0, 4K, 1M",
+                                     printable_text(o.disk_free, 40)));
+    d->free = *free;
+    if (!o.fill_at.empty()) {
+      auto at = parse_duration("--fill-at", o.fill_at);
+      if (!at) return at.error();
+      d->fill_at = *at;
+    }
+    s.disk_full = *d;
+  } else if (o.given("--disk-free") || o.given("--fill-at")) {
+    return usage_error("--disk-free and --fill-at go with --disk-full tmpfs:SIZE or fs");
+  }
   for (const auto& text : o.rlimits) {
     auto l = parse_resource_limit("--rlimit", text);
     if (!l) return l.error();
@@ -208,6 +226,13 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
                   "a resource limit for the target, as systemd's Limit*=: NOFILE=64, AS=512M, "
                   "NOFILE=64:1024 (repeatable; wins over --unit's; docs/resource-limits.md)")
       ->allow_extra_args(false);
+  run->add_option("--disk-full", o.disk_full,
+                  "the data dir runs out of space: tmpfs:SIZE (a tmpfs of SIZE on it; needs "
+                  "root) or fs (its own file system, filled); docs/resource-limits.md");
+  run->add_option("--disk-free", o.disk_free, "--disk-full: bytes the filler leaves free (0)");
+  run->add_option("--fill-at", o.fill_at,
+                  "--disk-full: fill this long into the first workload (default: before the "
+                  "first start)");
   run->add_option("--unit", o.unit,
                   "the daemon's systemd unit: Type=, NotifyAccess=, KillSignal=, "
                   "SuccessExitStatus=, TimeoutStartSec=, TimeoutStopSec=, User=, Environment=, "

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "crashkit/harness/child.hpp"
+#include "crashkit/harness/disk_full.hpp"
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/output_capture.hpp"
 #include "crashkit/harness/placeholders.hpp"
@@ -152,6 +153,41 @@ TEST(ResourceLimit, MatrixTakesAMappingOrAListAndNamesTheLine) {
   for (const char* bad : {"target: [kvd]\nfaults: [sigkill]\nrlimits: {NOFILE: lots}\n",
                           "target: [kvd]\nfaults: [sigkill]\nrlimits: [NOFILE=1, NOFILE=9]\n",
                           "target: [kvd]\nfaults: [sigkill]\nrlimits: 64\n"}) {
+    auto r = parse_matrix_spec(bad, "m.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("m.yaml:3:"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(DiskFullSpec, GrammarAndMatrixKeys) {
+  auto t = parse_disk_full("--disk-full", "tmpfs:16M");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->on, DiskFull::On::tmpfs);
+  EXPECT_EQ(t->size, 16u << 20);
+  auto f = parse_disk_full("--disk-full", "fs");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->on, DiskFull::On::fs);
+  for (const char* bad : {"tmpfs", "tmpfs:", "tmpfs:1K", "tmpfs:2048G", "tmpfs:1X", "ext4:64M", ""})
+    EXPECT_FALSE(parse_disk_full("--disk-full", bad)) << bad;
+  EXPECT_EQ(parse_byte_size("4K"), 4096u);
+  EXPECT_FALSE(parse_byte_size("99999999999999999G"));
+
+  auto m = parse_matrix_spec(
+      "target: [kvd]\ndisk_full: {on: tmpfs:1M, free: 4K, fill_at: 20ms}\nfaults: [sigkill]\n",
+      "m.yaml");
+  ASSERT_TRUE(m) << m.error().message;
+  ASSERT_TRUE(m->base.disk_full);
+  EXPECT_EQ(m->base.disk_full->free, 4096u);
+  EXPECT_EQ(m->base.disk_full->fill_at, std::chrono::milliseconds(20));
+  EXPECT_NE(repro_command(m->base).find("--disk-full tmpfs:1M --disk-free 4096 --fill-at 20ms"),
+            std::string::npos)
+      << repro_command(m->base);
+  auto scalar = parse_matrix_spec("target: [kvd]\ndisk_full: fs\nfaults: [sigkill]\n", "m.yaml");
+  ASSERT_TRUE(scalar) << scalar.error().message;
+  for (const char* bad : {"target: [kvd]\nfaults: [sigkill]\ndisk_full: ext4\n",
+                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {free: 1K}\n",
+                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, when: 1s}\n",
+                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, free: x}\n"}) {
     auto r = parse_matrix_spec(bad, "m.yaml");
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().message.find("m.yaml:3:"), std::string::npos) << r.error().message;

@@ -4,6 +4,7 @@
 // matrix, which the correct kvd passes; the exhaustion-only bug likewise passes the kill matrix
 // and is caught under a low descriptor limit.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@ const std::string kCli = CRASHKIT_CLI;
 const std::string kSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix.yaml";
 const std::string kPowerlossSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-powerloss.yaml";
 const std::string kExhaustionSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-exhaustion.yaml";
+const std::string kDiskFullSpec = CRASHKIT_SOURCE_DIR "/fixtures/kvd/matrix-disk-full.yaml";
 const std::string kFixtures = fs::path(CRASHKIT_KVD).parent_path().string();
 
 nlohmann::json run_matrix(const std::string& bug, int* code, const std::string& spec = kSpec) {
@@ -133,6 +135,22 @@ TEST(KvdExhaustionMatrix, CheckpointFdLeakPassesTheDefaultMatrixAndIsCaughtUnder
   int hits = 0;
   for (const auto& c : limited["cells"]) hits += c["outcome"] == "violation";
   EXPECT_GT(hits, 0) << limited["counts"];
+}
+
+// A real full disk (a filled 1 MiB tmpfs) catches enospc-acked, which the default matrix catches
+// only through an injected error(ENOSPC); the correct kvd refuses the puts and passes.
+TEST(KvdDiskFullMatrix, CatchesEnospcAckedAndPassesTheCorrectKvd) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting the tmpfs needs root";
+  int code = -1;
+  auto good = run_matrix("", &code, kDiskFullSpec);
+  EXPECT_EQ(code, 0) << good["counts"];
+  for (const auto& c : good["cells"])
+    EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
+  auto bad = run_matrix("enospc-acked", &code, kDiskFullSpec);
+  EXPECT_EQ(code, 1);
+  int hits = 0;
+  for (const auto& c : bad["cells"]) hits += c["outcome"] == "violation";
+  EXPECT_EQ(hits, 2) << bad["counts"];
 }
 
 }  // namespace

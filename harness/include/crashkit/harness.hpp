@@ -34,6 +34,7 @@
 // cell: one kill-and-verify run, its placeholders, and the crash points a binary carries.
 #include "crashkit/harness/cell.hpp"
 #include "crashkit/harness/compiled_points.hpp"
+#include "crashkit/harness/disk_full.hpp"
 #include "crashkit/harness/placeholders.hpp"
 #include "crashkit/harness/unit_file.hpp"
 #include "crashkit/harness/ledger.hpp"

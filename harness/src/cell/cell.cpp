@@ -134,6 +134,7 @@ namespace detail {
 std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (auto v = net_on(cycle)) return v;
+  disk_on(cycle);
   if (spec_.workload) {
     auto w = ShellProcess::start(
         shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle), &background_));
@@ -157,10 +158,11 @@ std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleRe
   if (workload) {
     ShellResult wr = workload->finish(&rx_);
     note_left_behind(wr, fmt::format("workload.{}.log", cycle));
-    if (!wr.status.success() && !spec_.net.empty() && d.alive()) {
-      // Under network toxics a client may fail (its reply was reset): its puts stay pending and
-      // the checks judge; not a broken set-up.
-      note(fmt::format("cycle {}: workload under --net {}", cycle, wr.describe()));
+    if (!wr.status.success() && (!spec_.net.empty() || spec_.disk_full) && d.alive()) {
+      // Under network toxics a client may fail (its reply was reset), on a full disk a put
+      // may be refused: its puts stay pending and the checks judge; not a broken set-up.
+      note(fmt::format("cycle {}: workload under --{} {}", cycle,
+                       spec_.disk_full ? "disk-full" : "net", wr.describe()));
     } else if (!wr.status.success()) {
       if (died_under_workload(d))
         return Verdict{
@@ -234,6 +236,7 @@ CellResult CellRun::run_signal_fault() {
     daemon.reset();
     say(fault_line(cycle, cr));
     if (auto v = cut_power(cycle, cr)) return end_on(result, cr, *v);
+    if (auto v = disk_release()) return end_on(result, cr, *v);
     if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
     if (auto v = recover_and_check(cycle, 1, cr, daemon)) return end_on(result, cr, *v);
     result.cycles.push_back(cr);
@@ -297,6 +300,11 @@ std::optional<Error> check_spec(const CellSpec& spec) {
     if (d <= Duration::zero() || d > kLongestTimeout)
       return usage_error(fmt::format("{} {}: a timeout must be longer than 0 and at most 576h",
                                      name, format_duration(d)));
+  if (spec.disk_full &&
+      (is_group(spec) || (spec.fault.kind == Fault::Kind::crash_plan && spec.disk_full->fill_at)))
+    return usage_error(
+        "--disk-full: for one daemon with a signal fault, or a crash plan filled from the start "
+        "(not yet for groups, scenarios, or --fill-at with a plan)");
   for (const auto& l : spec.rlimits)
     if (auto ceiling = hard_limit_ceiling(l))
       return usage_error(
@@ -371,6 +379,7 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
                  : !spec.steps.empty()  ? cell->run_scenario()
                  : is_group(spec)       ? cell->run_group()
                                         : cell->run_signal_fault();
+  if (auto disk = cell->end_disk_full()) r.notes.push_back(*disk);
   const RunDir& dir = cell->run_dir();
   // Its daemons and commands have all finished: output a full disk kept out of its artifacts
   // is said here, never lost silently.
@@ -384,6 +393,7 @@ Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
   auto d = cell->run_discovery();
+  cell->end_disk_full();
   const RunDir& dir = cell->run_dir();
   // Kept as a cell's run dir is: asked for, failed (the evidence), or not ours to remove; a
   // failure says where it is, as a failing cell does.

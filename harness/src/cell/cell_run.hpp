@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cell/disk_full.hpp"
 #include "cell/net_run.hpp"
 #include "cell/run_dir.hpp"
 #include "crashkit/crash_plan.hpp"
@@ -322,13 +323,15 @@ class CellRun {
 
   std::optional<Verdict> prepare() {
     if (auto v = setup_net()) return v;
-    if (!spec_.prepare) return std::nullopt;
-    auto r = run_command(*spec_.prepare, 0,
-                         replica_ < 0 ? "prepare.log" : fmt::format("prepare.r{}.log", replica_));
-    if (!r) return Verdict{Outcome::harness_error, r.error().message};
-    if (!r->status.success())
-      return Verdict{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
-    return std::nullopt;
+    if (auto v = disk_setup()) return v;
+    if (spec_.prepare) {
+      auto r = run_command(*spec_.prepare, 0,
+                           replica_ < 0 ? "prepare.log" : fmt::format("prepare.r{}.log", replica_));
+      if (!r) return Verdict{Outcome::harness_error, r.error().message};
+      if (!r->status.success())
+        return Verdict{Outcome::harness_error, fmt::format("--prepare {}", r->describe())};
+    }
+    return disk_fill_now();
   }
 
   const CellSpec& spec_;
@@ -386,6 +389,19 @@ class CellRun {
   std::optional<Verdict> net_on(int cycle);  // the spec's toxics, while a workload runs
   void net_off();
   std::optional<Verdict> step_net(int at, const ScenarioStep& step);
+  // --disk-full (disk_full_cell.cpp): mounted before --prepare, filled after it or into the
+  // first workload, released after every fault so recovery has room, unmounted at the end.
+  std::unique_ptr<DiskFill> disk_;
+  std::optional<Verdict> disk_setup();
+  std::optional<Verdict> disk_fill_now();
+  void disk_on(int cycle);
+  std::optional<Verdict> disk_release();
+
+ public:
+  // Unmounts a --disk-full tmpfs, keeping its content; says which method ran (nullopt: none).
+  std::optional<std::string> end_disk_full();
+
+ private:
   // Crash points in one replica of a group (group_plan.cpp).
   std::optional<Verdict> start_armed_group(int armed, Arm arm);
   std::optional<Verdict> others_alive(int armed);

@@ -155,6 +155,7 @@ std::optional<Verdict> CellRun::plan_kill(PlanRun& p) {
   say(fault_line(0, p.cycle));
   if (p.fired || !p.on_restart)
     if (auto v = cut_power(0, p.cycle)) return v;
+  if (auto v = disk_release()) return v;
   return run_checks(spec_.check_offline, 0, "offline");
 }
 

@@ -85,6 +85,11 @@ std::string repro_command(const CellSpec& s) {
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
   if (s.user) opt("--user", *s.user);
   for (const auto& l : s.rlimits) opt("--rlimit", l.text);
+  if (s.disk_full) {
+    opt("--disk-full", s.disk_full->text);
+    if (s.disk_full->free != 0) opt("--disk-free", std::to_string(s.disk_full->free));
+    if (s.disk_full->fill_at) opt("--fill-at", format_duration(*s.disk_full->fill_at));
+  }
   if (s.prepare) opt("--prepare", *s.prepare);
   if (s.before_start) opt("--before-start", *s.before_start);
   if (s.workload) opt("--workload", *s.workload);

@@ -175,7 +175,8 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
                     "links",
                     "peer_links",
                     "net",
-                    "rlimits"});
+                    "rlimits",
+                    "disk_full"});
   MatrixSpec m;
   m.file = file_;
   if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");

@@ -155,8 +155,9 @@ class SpecReader {
   NetStep net_step(const YAML::Node& v, std::string& text, const CellSpec& base) const;
   NetToxic toxic(const YAML::Node& n) const;
   MatrixFault net_fault(const YAML::Node& body) const;
-  // Resource exhaustion (resource_spec.cpp): rlimits.
+  // Resource exhaustion (resource_spec.cpp): rlimits and disk_full.
   void resources(const YAML::Node& root, CellSpec& base) const;
+  void disk_full(const YAML::Node& n, CellSpec& base) const;
 
   // A file named by the spec: relative to the spec's directory.
   fs::path resolve_path(const std::string& p) const {

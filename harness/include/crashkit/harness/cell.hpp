@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "crashkit/harness/clean_stop.hpp"
+#include "crashkit/harness/disk_full.hpp"
 #include "crashkit/harness/duration.hpp"
 #include "crashkit/harness/exit_status.hpp"
 #include "crashkit/harness/net_fault.hpp"
@@ -106,6 +107,9 @@ struct CellSpec {
   std::vector<std::string> extra_env;  // "KEY=VALUE" for every child
   // setrlimit for the target only (--rlimit, docs/resource-limits.md); commands are unlimited.
   std::vector<ResourceLimit> rlimits;
+  // A really full disk for the data dir (--disk-full, docs/resource-limits.md): single-daemon
+  // cells with a signal fault or a crash plan.
+  std::optional<DiskFull> disk_full;
   // Power-loss cells only.
   powerloss::Model powerloss_model = powerloss::Model::strict;
   std::vector<std::string> powerloss_scope;  // dirs whose files lose power; empty: {data_dir}

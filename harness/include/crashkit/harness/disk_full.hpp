@@ -1,0 +1,42 @@
+// A really full disk (docs/resource-limits.md): the target's data dir runs out of space, on
+// every write path, not only where a crash point injects ENOSPC.
+//
+//   auto d = parse_disk_full("--disk-full", "tmpfs:16M");  // the data dir on a 16 MiB tmpfs
+//   d->free = 0;                                          // a filler leaves nothing free...
+//   d->fill_at = std::chrono::milliseconds(20);           // ...20 ms into the first workload
+//   spec.disk_full = *d;
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "crashkit/harness/duration.hpp"
+#include "crashkit/harness/result.hpp"
+
+namespace crashkit {
+
+struct DiskFull {
+  // tmpfs: a tmpfs of `size` mounted on the data dir (needs CAP_SYS_ADMIN; the filler stays
+  // small and nothing else on the machine runs short). fs: the data dir's own file system,
+  // filled by a file in the run dir (no privilege; everything else on that file system runs
+  // short as well).
+  enum class On { tmpfs, fs };
+  On on = On::tmpfs;
+  std::uint64_t size = 0;  // tmpfs
+  std::uint64_t free = 0;  // what the filler leaves free, in bytes
+  // When the filler is made: nullopt before the first start (after --prepare); else this long
+  // into the first workload.
+  std::optional<Duration> fill_at;
+  std::string text;  // "tmpfs:16M" or "fs", as written
+};
+
+// "tmpfs:SIZE" (SIZE with K, M or G, 1024-based; at least 64K) or "fs". `option` starts the
+// one-line usage error.
+Result<DiskFull> parse_disk_full(std::string_view option, std::string_view text);
+
+// "4K", "1M", "0": a size for --disk-free; nullopt when not one (overflow included).
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+
+}  // namespace crashkit
