@@ -86,6 +86,13 @@ void check_spec(const crashkit::MatrixSpec& spec) {
     if (kv.find('=') == std::string::npos) broken("matrix: env entry without '=': " + kv);
   for (auto d : {spec.base.ready_timeout, spec.base.stop_timeout, spec.base.command_timeout})
     if (d.count() < 0) broken("matrix: negative timeout accepted");
+  for (const auto& l : spec.base.rlimits)
+    if (l.soft > l.hard || !crashkit::parse_resource_limit("rlimits", l.text))
+      broken("matrix: rlimit accepted that --rlimit would refuse: " + l.text);
+  if (const auto& d = spec.base.disk_full;
+      d && (!crashkit::parse_disk_full("disk_full", d->text) ||
+            (d->on == crashkit::DiskFull::On::tmpfs && d->size < (64u << 10))))
+    broken("matrix: disk_full accepted that --disk-full would refuse: " + d->text);
   if (crashkit::repro_command(spec.base).empty()) broken("matrix: empty repro line");
 }
 
