@@ -47,6 +47,7 @@ struct RunOptions {
   std::vector<std::string> env;
   std::vector<std::string> rlimits;                 // --rlimit NAME=VALUE
   std::string disk_full, disk_free = "0", fill_at;  // --disk-full, --disk-free, --fill-at
+  std::string memory;                               // --memory SIZE
   int replicas = 1;
   int plan_replica = -1;
   int discover_replica = -1;            // discover --replica I (in a group)
@@ -121,6 +122,13 @@ Result<CellSpec> to_spec(const RunOptions& o) {
     s.disk_full = *d;
   } else if (o.given("--disk-free") || o.given("--fill-at")) {
     return usage_error("--disk-free and --fill-at go with --disk-full tmpfs:SIZE or fs");
+  }
+  if (!o.memory.empty()) {
+    auto bytes = parse_byte_size(o.memory);
+    if (!bytes || *bytes < (1u << 20))
+      return usage_error(fmt::format("--memory '{}': give a size of at least 1M, e.g. 256M",
+                                     printable_text(o.memory, 40)));
+    s.memory = *bytes;
   }
   for (const auto& text : o.rlimits) {
     auto l = parse_resource_limit("--rlimit", text);
@@ -226,6 +234,9 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
                   "a resource limit for the target, as systemd's Limit*=: NOFILE=64, AS=512M, "
                   "NOFILE=64:1024 (repeatable; wins over --unit's; docs/resource-limits.md)")
       ->allow_extra_args(false);
+  run->add_option("--memory", o.memory,
+                  "a cgroup memory limit for the target's tree, e.g. 256M (needs a memory cgroup "
+                  "crashkit may create); an OOM kill is named in the reason");
   run->add_option("--disk-full", o.disk_full,
                   "the data dir runs out of space: tmpfs:SIZE (a tmpfs of SIZE on it; needs "
                   "root) or fs (its own file system, filled); docs/resource-limits.md");

@@ -182,12 +182,16 @@ TEST(DiskFullSpec, GrammarAndMatrixKeys) {
   EXPECT_NE(repro_command(m->base).find("--disk-full tmpfs:1M --disk-free 4096 --fill-at 20ms"),
             std::string::npos)
       << repro_command(m->base);
-  auto scalar = parse_matrix_spec("target: [kvd]\ndisk_full: fs\nfaults: [sigkill]\n", "m.yaml");
+  auto scalar =
+      parse_matrix_spec("target: [kvd]\ndisk_full: fs\nmemory: 64M\nfaults: [sigkill]\n", "m.yaml");
   ASSERT_TRUE(scalar) << scalar.error().message;
+  EXPECT_EQ(scalar->base.memory, 64u << 20);
+  EXPECT_NE(repro_command(scalar->base).find("--memory 67108864"), std::string::npos);
   for (const char* bad : {"target: [kvd]\nfaults: [sigkill]\ndisk_full: ext4\n",
                           "target: [kvd]\nfaults: [sigkill]\ndisk_full: {free: 1K}\n",
                           "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, when: 1s}\n",
-                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, free: x}\n"}) {
+                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, free: x}\n",
+                          "target: [kvd]\nfaults: [sigkill]\nmemory: 4K\n"}) {
     auto r = parse_matrix_spec(bad, "m.yaml");
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().message.find("m.yaml:3:"), std::string::npos) << r.error().message;

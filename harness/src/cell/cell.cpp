@@ -300,6 +300,8 @@ std::optional<Error> check_spec(const CellSpec& spec) {
     if (d <= Duration::zero() || d > kLongestTimeout)
       return usage_error(fmt::format("{} {}: a timeout must be longer than 0 and at most 576h",
                                      name, format_duration(d)));
+  if (spec.memory && is_group(spec))
+    return usage_error("--memory: for one daemon (not yet for groups or scenarios)");
   if (spec.disk_full &&
       (is_group(spec) || (spec.fault.kind == Fault::Kind::crash_plan && spec.disk_full->fill_at)))
     return usage_error(
@@ -379,7 +381,7 @@ Result<CellResult> run_cell(const CellSpec& spec, const CellLog& log) {
                  : !spec.steps.empty()  ? cell->run_scenario()
                  : is_group(spec)       ? cell->run_group()
                                         : cell->run_signal_fault();
-  if (auto disk = cell->end_disk_full()) r.notes.push_back(*disk);
+  cell->end_exhaustion(r);
   const RunDir& dir = cell->run_dir();
   // Its daemons and commands have all finished: output a full disk kept out of its artifacts
   // is said here, never lost silently.
@@ -393,7 +395,8 @@ Result<Discovery> discover(const CellSpec& spec, const CellLog& log) {
   auto cell = preflight(spec, log);
   if (!cell) return cell.error();
   auto d = cell->run_discovery();
-  cell->end_disk_full();
+  CellResult ignored;
+  cell->end_exhaustion(ignored);
   const RunDir& dir = cell->run_dir();
   // Kept as a cell's run dir is: asked for, failed (the evidence), or not ours to remove; a
   // failure says where it is, as a failing cell does.

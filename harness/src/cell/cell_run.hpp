@@ -25,6 +25,7 @@
 #include "crashkit/harness/daemon.hpp"
 #include "crashkit/harness/matrix.hpp"  // shell_quote
 #include "crashkit/harness/placeholders.hpp"
+#include "process/memory_cgroup.hpp"
 #include "process/shell_command.hpp"
 
 namespace crashkit::detail {
@@ -200,6 +201,7 @@ class CellRun {
     o.capture_limit = spec_.capture_limit;
     o.deny_io_uring = loses_power(spec_);  // io_uring would bypass the journal shim
     o.limits = spec_.rlimits;
+    o.memory_cgroup_procs = memory_ && member == nullptr ? memory_->procs_fd() : -1;
     o.containment = member != nullptr ? &member->containment : &daemons_;
     return Daemon::start(o, member != nullptr ? member->rx : rx_);
   }
@@ -323,7 +325,7 @@ class CellRun {
 
   std::optional<Verdict> prepare() {
     if (auto v = setup_net()) return v;
-    if (auto v = disk_setup()) return v;
+    if (auto v = exhaustion_setup()) return v;
     if (spec_.prepare) {
       auto r = run_command(*spec_.prepare, 0,
                            replica_ < 0 ? "prepare.log" : fmt::format("prepare.r{}.log", replica_));
@@ -342,6 +344,8 @@ class CellRun {
   std::string ready_when_last_;   // why the latest --ready-when attempt failed
   std::string ready_when_shown_;  // --ready-when as probed (placeholders applied)
   NotifyReceiver rx_;
+  // --memory: destroyed after daemons_ below, whose end kills its members.
+  std::optional<MemoryCgroup> memory_;
   // Every start of the target joins daemons_; every command joins commands_. Each is killed
   // whole when its daemon or command ends (docs/architecture.md, "Containment").
   Containment daemons_ = Containment::create();
@@ -389,17 +393,19 @@ class CellRun {
   std::optional<Verdict> net_on(int cycle);  // the spec's toxics, while a workload runs
   void net_off();
   std::optional<Verdict> step_net(int at, const ScenarioStep& step);
-  // --disk-full (disk_full_cell.cpp): mounted before --prepare, filled after it or into the
-  // first workload, released after every fault so recovery has room, unmounted at the end.
+  // --disk-full and --memory (exhaustion_cell.cpp). The disk: mounted before --prepare, filled
+  // after it or into the first workload, released after every fault so recovery has room,
+  // unmounted at the end. The memory cgroup: made before --prepare, every start joins it.
   std::unique_ptr<DiskFill> disk_;
-  std::optional<Verdict> disk_setup();
+  std::optional<Verdict> exhaustion_setup();
   std::optional<Verdict> disk_fill_now();
   void disk_on(int cycle);
   std::optional<Verdict> disk_release();
 
  public:
-  // Unmounts a --disk-full tmpfs, keeping its content; says which method ran (nullopt: none).
-  std::optional<std::string> end_disk_full();
+  // Unmounts a --disk-full tmpfs (content kept) and says which way ran; says the memory
+  // cgroup's peak and OOM kills, and puts an OOM kill first in a finding's reason.
+  void end_exhaustion(CellResult& r);
 
  private:
   // Crash points in one replica of a group (group_plan.cpp).

@@ -85,6 +85,7 @@ std::string repro_command(const CellSpec& s) {
   if (s.notify_access == NotifyAccess::all) opt("--notify-access", "all");
   if (s.user) opt("--user", *s.user);
   for (const auto& l : s.rlimits) opt("--rlimit", l.text);
+  if (s.memory) opt("--memory", std::to_string(*s.memory));
   if (s.disk_full) {
     opt("--disk-full", s.disk_full->text);
     if (s.disk_full->free != 0) opt("--disk-free", std::to_string(s.disk_full->free));

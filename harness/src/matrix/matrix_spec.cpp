@@ -176,7 +176,8 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
                     "peer_links",
                     "net",
                     "rlimits",
-                    "disk_full"});
+                    "disk_full",
+                    "memory"});
   MatrixSpec m;
   m.file = file_;
   if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");

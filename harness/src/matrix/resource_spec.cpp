@@ -7,6 +7,11 @@ namespace crashkit::detail {
 // rlimits: {NOFILE: 64, AS: 512M} or [NOFILE=64, "AS=512M"]: the target's limits in every cell.
 void SpecReader::resources(const YAML::Node& root, CellSpec& base) const {
   disk_full(root["disk_full"], base);
+  if (const YAML::Node m = root["memory"]; m) {
+    auto bytes = parse_byte_size(scalar(m, "memory"));
+    if (!bytes || *bytes < (1u << 20)) fail(m, "memory: give a size of at least 1M, e.g. 256M");
+    base.memory = *bytes;
+  }
   const YAML::Node n = root["rlimits"];
   if (!n) return;
   auto add = [&](const YAML::Node& at, const std::string& text) {

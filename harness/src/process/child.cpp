@@ -82,6 +82,7 @@ struct ChildPlan {
   const int* resources = nullptr;
   std::size_t nlimits = 0;
   int cgroup_procs = -1;  // the containment's cgroup.procs: joined first
+  int memory_procs = -1;  // a v1 memory cgroup's cgroup.procs (--memory): joined next
   int cgroup_dir = -1;    // the containment's directory: the child is created in it if it can be
   pid_t parent = 0;
   // Written by the child, read by the parent after vfork returns (shared memory).
@@ -102,6 +103,8 @@ struct ChildPlan {
   if (setpgid(0, 0) != 0) fail_child(p, Child::Stage::process_group);
   // Before anything else can fork: from here on every descendant is in the cell's cgroup.
   if (p.cgroup_procs >= 0 && write(p.cgroup_procs, "0", 1) != 1)
+    fail_child(p, Child::Stage::cgroup);
+  if (p.memory_procs >= 0 && write(p.memory_procs, "0", 1) != 1)
     fail_child(p, Child::Stage::cgroup);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_child(p, Child::Stage::death_signal);
   if (getppid() != p.parent) {  // the harness died before prctl took effect
@@ -313,6 +316,7 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
     limits.push_back({static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)});
     resources.push_back(l.resource);
   }
+  plan.memory_procs = options.memory_cgroup_procs;
   plan.limits = limits.data();
   plan.resources = resources.data();
   plan.nlimits = limits.size();

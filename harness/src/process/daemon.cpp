@@ -32,6 +32,7 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   s.cwd = o.cwd;
   s.deny_io_uring = o.deny_io_uring;
   s.limits = o.limits;
+  s.memory_cgroup_procs = o.memory_cgroup_procs;
   s.containment = o.containment;
   s.stdout_fd = out ? out->write_fd() : -1;
   s.stderr_fd = err ? err->write_fd() : -1;

@@ -110,6 +110,9 @@ struct CellSpec {
   // A really full disk for the data dir (--disk-full, docs/resource-limits.md): single-daemon
   // cells with a signal fault or a crash plan.
   std::optional<DiskFull> disk_full;
+  // A memory cgroup limit in bytes for the target's tree (--memory, docs/resource-limits.md);
+  // an OOM kill is named first in a finding's reason.
+  std::optional<std::uint64_t> memory;
   // Power-loss cells only.
   powerloss::Model powerloss_model = powerloss::Model::strict;
   std::vector<std::string> powerloss_scope;  // dirs whose files lose power; empty: {data_dir}

@@ -35,6 +35,9 @@ struct SpawnOptions {
   bool deny_io_uring = false;
   // setrlimit(2) each, before dropping privileges (so root may raise a hard limit).
   std::vector<ResourceLimit> limits;
+  // A cgroup v1 hierarchy's cgroup.procs (O_WRONLY) to join too, after the containment's (the
+  // memory limit on a hybrid system); -1: none. Not owned.
+  int memory_cgroup_procs = -1;
   // Joins this containment (its cgroup, or its environment marker) before exec, so that every
   // descendant can be killed with it. Not owned; must outlive the spawn call.
   const Containment* containment = nullptr;

@@ -46,6 +46,8 @@ class Containment {
   // cgroup mode: an O_PATH fd of the cgroup's directory (for clone3 CLONE_INTO_CGROUP); -1 in
   // marker mode.
   int dir_fd() const { return dir_fd_; }
+  // cgroup mode: the cgroup's directory; empty in marker mode.
+  const std::string& cgroup_dir() const { return cgroup_dir_; }
   // "cgroup <path>" or "marker CRASHKIT_CELL=...", for logs.
   std::string describe() const;
 

@@ -1,11 +1,17 @@
-// A cell's --disk-full (docs/resource-limits.md): the DiskFill of its data dir through the flow.
+// A cell's --disk-full and --memory (docs/resource-limits.md): the DiskFill of its data dir and
+// the memory cgroup of its target, through the flow.
 #include <unistd.h>
 
 #include "cell/cell_run.hpp"
 
 namespace crashkit::detail {
 
-std::optional<Verdict> CellRun::disk_setup() {
+std::optional<Verdict> CellRun::exhaustion_setup() {
+  if (spec_.memory && !memory_) {
+    auto m = MemoryCgroup::create(*spec_.memory, daemons_);
+    if (!m) return Verdict{Outcome::harness_error, m.error().message};
+    memory_.emplace(std::move(*m));
+  }
   if (!spec_.disk_full || disk_) return std::nullopt;
   const bool as_root = !user_ && geteuid() == 0;
   auto d = DiskFill::create(*spec_.disk_full, run_, as_root);
@@ -31,12 +37,20 @@ std::optional<Verdict> CellRun::disk_release() {
   return std::nullopt;
 }
 
-std::optional<std::string> CellRun::end_disk_full() {
-  if (!disk_) return std::nullopt;
+void CellRun::end_exhaustion(CellResult& r) {
+  if (memory_) {
+    r.notes.push_back(memory_->describe());
+    if (const auto kills = memory_->oom_kills(); kills > 0 && needs_attention(r.outcome))
+      r.reason = fmt::format(
+          "out of memory: the OOM killer killed {} process(es) under --memory "
+          "{}; {}",
+          kills, *spec_.memory, r.reason);
+  }
+  if (!disk_) return;
   std::string line = disk_->describe();
   if (auto ok = disk_->unmount(); !ok) line += "; " + ok.error().message;
   disk_.reset();
-  return line;
+  r.notes.push_back(line);
 }
 
 }  // namespace crashkit::detail
