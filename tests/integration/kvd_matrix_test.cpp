@@ -33,13 +33,24 @@ nlohmann::json run_matrix(const std::string& bug, int* code, const std::string& 
   return m.json;
 }
 
-TEST(KvdMatrix, CorrectKvdHasNoFindings) {
+// The correct kvd under `spec`: exit 0, at least `cells` cells, none with a finding.
+void expect_no_findings(const std::string& spec, std::size_t cells) {
   int code = -1;
-  auto j = run_matrix("", &code);
-  EXPECT_EQ(code, 0);
-  EXPECT_GT(j["cells"].size(), 50u);
+  auto j = run_matrix("", &code, spec);
+  EXPECT_EQ(code, 0) << j["counts"];
+  EXPECT_GE(j["cells"].size(), cells);
   for (const auto& c : j["cells"])
     EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
+}
+
+int cells_with(const nlohmann::json& report, const std::string& outcome) {
+  int hits = 0;
+  for (const auto& c : report["cells"]) hits += c["outcome"] == outcome;
+  return hits;
+}
+
+TEST(KvdMatrix, CorrectKvdHasNoFindings) {
+  expect_no_findings(kSpec, 51);
 }
 
 struct BugCase {
@@ -57,10 +68,8 @@ TEST_P(KvdBug, IsCaught) {
   int code = -1;
   auto j = run_matrix(GetParam().bug, &code);
   EXPECT_EQ(code, 1) << GetParam().bug;
-  int hits = 0;
-  for (const auto& c : j["cells"]) hits += c["outcome"] == GetParam().outcome;
-  EXPECT_GT(hits, 0) << GetParam().bug << " produced no " << GetParam().outcome << ": "
-                     << j["counts"];
+  EXPECT_GT(cells_with(j, GetParam().outcome), 0)
+      << GetParam().bug << " produced no " << GetParam().outcome << ": " << j["counts"];
 }
 
 INSTANTIATE_TEST_SUITE_P(Planted, KvdBug,
@@ -80,12 +89,7 @@ INSTANTIATE_TEST_SUITE_P(Planted, KvdBug,
                          });
 
 TEST(KvdPowerlossMatrix, CorrectKvdHasNoFindings) {
-  int code = -1;
-  auto j = run_matrix("", &code, kPowerlossSpec);
-  EXPECT_EQ(code, 0);
-  EXPECT_GE(j["cells"].size(), 10u);
-  for (const auto& c : j["cells"])
-    EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
+  expect_no_findings(kPowerlossSpec, 10);
 }
 
 class KvdPowerlossBug : public ::testing::TestWithParam<BugCase> {};
@@ -98,10 +102,8 @@ TEST_P(KvdPowerlossBug, PassesTheKillMatrixAndIsCaughtByThePowerlossMatrix) {
   EXPECT_EQ(code, 0) << GetParam().bug << " is visible without a power loss: " << kill["counts"];
   auto power = run_matrix(GetParam().bug, &code, kPowerlossSpec);
   EXPECT_EQ(code, 1) << GetParam().bug;
-  int hits = 0;
-  for (const auto& c : power["cells"]) hits += c["outcome"] == GetParam().outcome;
-  EXPECT_GT(hits, 0) << GetParam().bug << " produced no " << GetParam().outcome << ": "
-                     << power["counts"];
+  EXPECT_GT(cells_with(power, GetParam().outcome), 0)
+      << GetParam().bug << " produced no " << GetParam().outcome << ": " << power["counts"];
 }
 
 INSTANTIATE_TEST_SUITE_P(Planted, KvdPowerlossBug,
@@ -116,12 +118,7 @@ INSTANTIATE_TEST_SUITE_P(Planted, KvdPowerlossBug,
                          });
 
 TEST(KvdExhaustionMatrix, CorrectKvdHasNoFindings) {
-  int code = -1;
-  auto j = run_matrix("", &code, kExhaustionSpec);
-  EXPECT_EQ(code, 0);
-  EXPECT_GE(j["cells"].size(), 2u);
-  for (const auto& c : j["cells"])
-    EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
+  expect_no_findings(kExhaustionSpec, 2);
 }
 
 // Both sides for the exhaustion-only bug: the default matrix (the usual descriptor limit) passes
@@ -132,25 +129,18 @@ TEST(KvdExhaustionMatrix, CheckpointFdLeakPassesTheDefaultMatrixAndIsCaughtUnder
   EXPECT_EQ(code, 0) << "visible without a limit: " << plain["counts"];
   auto limited = run_matrix("checkpoint-fd-leak", &code, kExhaustionSpec);
   EXPECT_EQ(code, 1);
-  int hits = 0;
-  for (const auto& c : limited["cells"]) hits += c["outcome"] == "violation";
-  EXPECT_GT(hits, 0) << limited["counts"];
+  EXPECT_GT(cells_with(limited, "violation"), 0) << limited["counts"];
 }
 
 // A real full disk (a filled 1 MiB tmpfs) catches enospc-acked, which the default matrix catches
 // only through an injected error(ENOSPC); the correct kvd refuses the puts and passes.
 TEST(KvdDiskFullMatrix, CatchesEnospcAckedAndPassesTheCorrectKvd) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting the tmpfs needs root";
+  expect_no_findings(kDiskFullSpec, 2);
   int code = -1;
-  auto good = run_matrix("", &code, kDiskFullSpec);
-  EXPECT_EQ(code, 0) << good["counts"];
-  for (const auto& c : good["cells"])
-    EXPECT_FALSE(c["finding"].get<bool>()) << c["id"] << ": " << c["reason"];
   auto bad = run_matrix("enospc-acked", &code, kDiskFullSpec);
   EXPECT_EQ(code, 1);
-  int hits = 0;
-  for (const auto& c : bad["cells"]) hits += c["outcome"] == "violation";
-  EXPECT_EQ(hits, 2) << bad["counts"];
+  EXPECT_EQ(cells_with(bad, "violation"), 2) << bad["counts"];
 }
 
 }  // namespace
