@@ -124,10 +124,8 @@ Result<CellSpec> to_spec(const RunOptions& o) {
     return usage_error("--disk-free and --fill-at go with --disk-full tmpfs:SIZE or fs");
   }
   if (!o.memory.empty()) {
-    auto bytes = parse_byte_size(o.memory);
-    if (!bytes || *bytes < (1u << 20))
-      return usage_error(fmt::format("--memory '{}': give a size of at least 1M, e.g. 256M",
-                                     printable_text(o.memory, 40)));
+    auto bytes = parse_memory_limit("--memory", o.memory);
+    if (!bytes) return bytes.error();
     s.memory = *bytes;
   }
   for (const auto& text : o.rlimits) {

@@ -9,27 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
 #include "crashkit/crash_protocol.hpp"
 
 namespace crashkit {
-
-std::optional<std::uint64_t> parse_byte_size(std::string_view s) {
-  std::uint64_t mult = 1;
-  const std::string_view suffixes = "KMG";
-  if (!s.empty())
-    if (auto at = suffixes.find(s.back()); at != std::string_view::npos) {
-      mult = std::uint64_t{1} << (10 * (at + 1));
-      s.remove_suffix(1);
-    }
-  std::uint64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v > UINT64_MAX / mult)
-    return std::nullopt;
-  return v * mult;
-}
 
 Result<DiskFull> parse_disk_full(std::string_view option, std::string_view text) {
   DiskFull d;

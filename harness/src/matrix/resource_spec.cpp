@@ -8,8 +8,8 @@ namespace crashkit::detail {
 void SpecReader::resources(const YAML::Node& root, CellSpec& base) const {
   disk_full(root["disk_full"], base);
   if (const YAML::Node m = root["memory"]; m) {
-    auto bytes = parse_byte_size(scalar(m, "memory"));
-    if (!bytes || *bytes < (1u << 20)) fail(m, "memory: give a size of at least 1M, e.g. 256M");
+    auto bytes = parse_memory_limit("memory", scalar(m, "memory"));
+    if (!bytes) fail(m, bytes.error().message);
     base.memory = *bytes;
   }
   const YAML::Node n = root["rlimits"];

@@ -31,23 +31,29 @@ constexpr Known kLimits[] = {
     {"MSGQUEUE", RLIMIT_MSGQUEUE, true}, {"NICE", RLIMIT_NICE, false},
     {"RTPRIO", RLIMIT_RTPRIO, false},    {"RTTIME", RLIMIT_RTTIME, false}};
 
-// "64", "512M", "infinity": checked for overflow; nullopt when not a value.
-std::optional<std::uint64_t> value(std::string_view s, bool bytes) {
-  if (s == "infinity") return RLIM_INFINITY;
+// A whole number with one of `suffixes` (K, M, G, T: 1024-based) or none, checked for
+// overflow; nullopt when not one. Shared by --rlimit's byte limits (KMGT), its counts (none)
+// and parse_byte_size (KMG).
+std::optional<std::uint64_t> sized(std::string_view s, std::string_view suffixes) {
   std::uint64_t mult = 1;
-  if (bytes && !s.empty()) {
-    const std::string_view suffixes = "KMGT";
+  if (!s.empty())
     if (auto at = suffixes.find(s.back()); at != std::string_view::npos) {
       mult = std::uint64_t{1} << (10 * (at + 1));
       s.remove_suffix(1);
     }
-  }
   std::uint64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v > UINT64_MAX / mult ||
-      v * mult >= RLIM_INFINITY)
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v > UINT64_MAX / mult)
     return std::nullopt;
   return v * mult;
+}
+
+// "64", "512M", "infinity"; nullopt when not a value (RLIM_INFINITY itself is spelled out).
+std::optional<std::uint64_t> value(std::string_view s, bool bytes) {
+  if (s == "infinity") return RLIM_INFINITY;
+  auto v = sized(s, bytes ? "KMGT" : "");
+  if (!v || *v >= RLIM_INFINITY) return std::nullopt;
+  return v;
 }
 
 }  // namespace
@@ -81,6 +87,18 @@ Result<ResourceLimit> parse_resource_limit(std::string_view option, std::string_
   if (k->resource == RLIMIT_NOFILE && *soft < 3)
     return bad("NOFILE below 3 leaves no room for stdin, stdout and stderr");
   return ResourceLimit{k->resource, *soft, *hard, std::string(text)};
+}
+
+std::optional<std::uint64_t> parse_byte_size(std::string_view s) {
+  return sized(s, "KMG");
+}
+
+Result<std::uint64_t> parse_memory_limit(std::string_view option, std::string_view text) {
+  auto bytes = parse_byte_size(text);
+  if (!bytes || *bytes < (1u << 20))
+    return usage_error(fmt::format("{} '{}': give a size of at least 1M, e.g. 256M", option,
+                                   printable_text(text, 40)));
+  return *bytes;
 }
 
 std::optional<std::uint64_t> hard_limit_ceiling(const ResourceLimit& limit) {

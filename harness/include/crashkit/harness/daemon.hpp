@@ -31,7 +31,7 @@ class Daemon {
     // "<prefix>.stdout" / "<prefix>.stderr"; empty: output goes to /dev/null.
     std::filesystem::path artifact_prefix;
     std::size_t capture_limit = 8 << 20;
-    bool deny_io_uring = false;  // see SpawnOptions
+    bool deny_io_uring = false;         // see SpawnOptions
     std::vector<ResourceLimit> limits;  // setrlimit in the child (SpawnOptions::limits)
     int memory_cgroup_procs = -1;       // SpawnOptions::memory_cgroup_procs
     // Every start joins it; stop() and kill() end with containment->kill_all(). Not owned.

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "crashkit/harness/duration.hpp"
+#include "crashkit/harness/resource_limit.hpp"  // parse_byte_size
 #include "crashkit/harness/result.hpp"
 
 namespace crashkit {
@@ -35,8 +36,5 @@ struct DiskFull {
 // "tmpfs:SIZE" (SIZE with K, M or G, 1024-based; at least 64K) or "fs". `option` starts the
 // one-line usage error.
 Result<DiskFull> parse_disk_full(std::string_view option, std::string_view text);
-
-// "4K", "1M", "0": a size for --disk-free; nullopt when not one (overflow included).
-std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
 }  // namespace crashkit

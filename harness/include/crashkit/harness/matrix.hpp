@@ -29,7 +29,7 @@ struct MatrixFault {
   std::string action = "kill";
   enum class Phase { both, run, recovery };
   Phase phase = Phase::both;
-  ReplicaPick at;  // sigterm, sigkill: which replicas of a group ("sigkill@minority")
+  ReplicaPick at;             // sigterm, sigkill: which replicas of a group ("sigkill@minority")
   std::vector<NetToxic> net;  // net: toxics on during the workload, no process fault
 };
 

@@ -31,6 +31,13 @@ struct ResourceLimit {
 // `option` starts the one-line usage error ("--rlimit", "matrix.yaml:4: rlimits").
 Result<ResourceLimit> parse_resource_limit(std::string_view option, std::string_view text);
 
+// "4K", "1M", "0": a size in bytes with K, M or G (1024-based), for --disk-free and --memory;
+// nullopt when not one (overflow included).
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+
+// --memory / `memory:`: a size of at least 1M; the usage error starts with `option`.
+Result<std::uint64_t> parse_memory_limit(std::string_view option, std::string_view text);
+
 // What this process cannot give a child: when `limit`'s hard value is above crashkit's own hard
 // limit and it lacks CAP_SYS_RESOURCE (root in a container may lack it too), that own hard limit;
 // nullopt when setrlimit in the child will take it.

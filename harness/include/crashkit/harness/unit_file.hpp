@@ -8,10 +8,10 @@
 // Read: Type=, NotifyAccess=, KillSignal=, SuccessExitStatus=, TimeoutStartSec=,
 // TimeoutStopSec=, TimeoutSec=, User=, Environment=, ExecStartPre=, Limit*= (a --rlimit for the
 // same resource wins; without CAP_SYS_RESOURCE, a hard limit above crashkit's own is lowered to
-// it, with a note), with systemd's grammar: comments (# ;), trailing-backslash continuation, repeated list settings (an empty assignment
-// resets the list), quoted Environment= words, time spans ("90", "5min 20s", "infinity"), and the
-// specifiers %n %N %p %i %I %H %t %T %%. Not read: drop-ins, EnvironmentFile= (noted), settings
-// outside [Service].
+// it, with a note), with systemd's grammar: comments (# ;), trailing-backslash continuation,
+// repeated list settings (an empty assignment resets the list), quoted Environment= words, time
+// spans ("90", "5min 20s", "infinity"), and the specifiers %n %N %p %i %I %H %t %T %%. Not read:
+// drop-ins, EnvironmentFile= (noted), settings outside [Service].
 #pragma once
 
 #include <filesystem>
