@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "crashkit/crash_protocol.hpp"  // parse_number: the one parser of whole numbers
+#include "crashkit/harness/baseline.hpp"
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
 #include "run_command.hpp"
@@ -29,6 +30,9 @@ struct MatrixOptions {
   std::string json;
   std::string html;
   std::string keep_failed;
+  std::string baseline;       // --baseline FILE: judge this run against it
+  std::string save_baseline;  // --save-baseline FILE: write what this run measured
+  unsigned repeat = 1;
   bool quiet = false;
 };
 
@@ -37,14 +41,14 @@ struct MatrixOptions {
 struct ReportFile {
   const char* flag;
   std::string MatrixOptions::*path;
-  std::string (*render)(const std::vector<MatrixResult>&, const MatrixPlan&, Duration);
+  std::string (*render)(const std::vector<MatrixResult>&, const MatrixPlan&, Duration,
+                        const BaselineVerdict*);
 };
 
 const ReportFile kReports[] = {
     {"--junit", &MatrixOptions::junit,
-     [](const std::vector<MatrixResult>& r, const MatrixPlan&, Duration w) {
-       return junit_xml(r, w);
-     }},
+     [](const std::vector<MatrixResult>& r, const MatrixPlan&, Duration w,
+        const BaselineVerdict* b) { return junit_xml(r, w, b); }},
     {"--json", &MatrixOptions::json, matrix_json},
     {"--html", &MatrixOptions::html, matrix_html},
 };
@@ -97,16 +101,33 @@ std::optional<int> check_output_paths(const MatrixOptions& o) {
     if (ec || access(o.keep_failed.c_str(), W_OK) != 0)
       return usage(fmt::format("--keep-failed {}: not a writable directory", o.keep_failed));
   }
-  for (const auto& report : kReports) {
-    const std::string& path = o.*report.path;
-    if (path.empty()) continue;
-    auto dir = std::filesystem::path(path).parent_path();
+  std::vector<std::pair<const char*, const std::string*>> outputs{
+      {"--save-baseline", &o.save_baseline}};
+  for (const auto& report : kReports) outputs.emplace_back(report.flag, &(o.*report.path));
+  for (const auto& [flag, path] : outputs) {
+    if (path->empty()) continue;
+    auto dir = std::filesystem::path(*path).parent_path();
     if (dir.empty()) dir = ".";
     if (access(dir.c_str(), W_OK) != 0)
       return usage(fmt::format("{} {}: directory {} is not writable; create it or pick another",
-                               report.flag, path, dir.string()));
+                               flag, *path, dir.string()));
   }
   return std::nullopt;
+}
+
+// --baseline FILE, read before anything runs; its seed is this run's unless --seed is given,
+// so that sampled crossings pick the same cells. nullopt when not asked for, or a usage error.
+Result<std::optional<Baseline>> read_baseline(const MatrixOptions& o, ExpandOptions& ex) {
+  if (o.baseline.empty() && o.save_baseline.empty()) return std::optional<Baseline>();
+  if (ex.shard_count > 1 || !ex.only.empty())
+    return usage_error(
+        "--baseline and --save-baseline judge whole matrices: drop --shard and --cell (and unset "
+        "GTEST_TOTAL_SHARDS), or keep one baseline per spec");
+  if (o.baseline.empty()) return std::optional<Baseline>();
+  auto b = load_baseline(o.baseline);
+  if (!b) return b.error();
+  if (o.seed.empty()) ex.seed = b->seed;
+  return std::optional<Baseline>(std::move(*b));
 }
 
 // Progress on stderr: a bar on a terminal, one line per cell otherwise.
@@ -230,10 +251,25 @@ void move_failed_run_dirs(std::vector<MatrixResult>& results, const std::string&
   }
 }
 
+// Runs the cells --repeat times; each run's wall time is its own (discovery excluded).
+std::vector<MatrixRun> run_repeats(const MatrixOptions& o, const MatrixPlan& plan) {
+  std::vector<MatrixRun> runs;
+  for (unsigned k = 0; k < o.repeat; ++k) {
+    if (o.repeat > 1 && !o.quiet)
+      fmt::print(stderr, "crashkit: repeat {} of {}\n", k + 1, o.repeat);
+    auto t0 = Clock::now();
+    auto results = run_matrix(plan.cells, {.jobs = o.jobs, .on_done = progress(o.quiet)});
+    runs.push_back({std::move(results), Clock::now() - t0});
+  }
+  return runs;
+}
+
 int execute(const MatrixOptions& o) {
   ExpandOptions ex;
   if (auto code = read_expand_options(o, ex)) return *code;
   if (auto code = check_output_paths(o)) return *code;
+  auto before = read_baseline(o, ex);
+  if (!before) return usage(before.error().message);
   auto spec = load_matrix_spec(o.spec);
   if (!spec) return usage(spec.error().message);
   for (const auto& n : spec->notes) fmt::print(stderr, "crashkit: {}\n", n);
@@ -248,19 +284,35 @@ int execute(const MatrixOptions& o) {
   fmt::print(
       stderr, "crashkit: {} cell(s), -j{}, seed {}{}\n", plan->cells.size(), o.jobs, plan->seed,
       ex.shard_count > 1 ? fmt::format(", shard {}/{}", ex.shard_index, ex.shard_count) : "");
-  auto results = run_matrix(plan->cells, {.jobs = o.jobs, .on_done = progress(o.quiet)});
+  plan->repeat = o.repeat;
+  auto runs = run_repeats(o, *plan);
   Duration wall = Clock::now() - t0;
+  auto results = merge_repeats(runs);
   if (!o.keep_failed.empty()) move_failed_run_dirs(results, o.keep_failed);
-  fmt::print("{}", matrix_summary(results, *plan, wall));
-  for (const auto& report : kReports) {
-    const std::string& path = o.*report.path;
-    if (path.empty()) continue;
-    if (auto s = write_report_file(path, report.render(results, *plan, wall)); !s) {
+  std::optional<BaselineVerdict> verdict;
+  std::vector<std::pair<std::string, std::string>> files;  // path, content
+  if (*before || !o.save_baseline.empty()) {
+    Baseline now = measure_baseline(runs, o.spec, plan->seed);
+    if (*before) {
+      verdict = compare_baseline(**before, now, spec->baseline);
+      verdict->file = o.baseline;
+    }
+    if (!o.save_baseline.empty()) files.emplace_back(o.save_baseline, baseline_json(now));
+  }
+  const BaselineVerdict* v = verdict ? &*verdict : nullptr;
+  fmt::print("{}", matrix_summary(results, *plan, wall, v));
+  for (const auto& report : kReports)
+    if (!(o.*report.path).empty())
+      files.emplace_back(o.*report.path, report.render(results, *plan, wall, v));
+  for (const auto& [path, content] : files) {
+    if (auto s = write_report_file(path, content); !s) {
       fmt::print(stderr, "crashkit: {}\n", s.error().message);
       return exit_code::harness_error;
     }
   }
-  return matrix_exit_code(results);
+  if (!o.save_baseline.empty())
+    fmt::print(stderr, "crashkit: baseline saved: {}\n", o.save_baseline);
+  return matrix_exit_code(results, v);
 }
 
 }  // namespace
@@ -270,7 +322,8 @@ std::function<int()> add_matrix_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("matrix", "Run a crash matrix from a YAML spec.");
   cmd->footer(
       "Sharding also honours GTEST_SHARD_INDEX / GTEST_TOTAL_SHARDS.\n"
-      "Exit codes: 0 no findings, 1 finding, 2 spec error, 3 harness error.");
+      "Exit codes: 0 no findings, 1 finding, 2 spec error, 3 harness error.\n"
+      "With --baseline: 1 on a regression (a failed condition), else 0.");
   cmd->add_option("spec", o->spec, "matrix YAML file")->required();
   cmd->add_option("-j,--jobs", o->jobs, "cells run in parallel (default: number of cores)")
       ->check(at_least_one());
@@ -281,6 +334,12 @@ std::function<int()> add_matrix_command(CLI::App& app) {
   cmd->add_option("--json", o->json, "write JSON here");
   cmd->add_option("--html", o->html, "write a self-contained HTML report here");
   cmd->add_option("--keep-failed", o->keep_failed, "move failing cells' run dirs here");
+  cmd->add_option("--repeat", o->repeat,
+                  "run the cells K times: timing is judged on medians, a cell by its worst repeat")
+      ->check(CLI::Range(1u, 100u));
+  cmd->add_option("--baseline", o->baseline,
+                  "judge this run against a saved baseline: exit 1 on a regression");
+  cmd->add_option("--save-baseline", o->save_baseline, "save what this run measured as a baseline");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] { return execute(*o); };
 }

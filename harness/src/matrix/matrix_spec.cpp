@@ -177,7 +177,8 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
                     "net",
                     "rlimits",
                     "disk_full",
-                    "memory"});
+                    "memory",
+                    "baseline"});
   MatrixSpec m;
   m.file = file_;
   if (!root["target"]) fail(root, "missing 'target' (the daemon's argv)");
@@ -239,6 +240,7 @@ MatrixSpec SpecReader::read(const YAML::Node& root) const {
     for (const auto& kv : env)
       m.base.extra_env.push_back(kv.first.as<std::string>() + "=" + scalar(kv.second, "env"));
   }
+  m.baseline = baseline(root["baseline"]);  // baseline_spec.cpp
   resources(root, m.base);  // resource_spec.cpp; before unit: its limits win over Limit*=
   if (root["unit"]) m.notes = unit(root, m.base);
   if (root["replicas"]) m.base.replicas = whole(root["replicas"], "replicas", 1, 64);

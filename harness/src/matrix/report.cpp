@@ -10,11 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "markup.hpp"
+#include "matrix/baseline_report.hpp"
 
 namespace crashkit {
 using markup::secs;
 
-int matrix_exit_code(const std::vector<MatrixResult>& results) {
+int matrix_exit_code(const std::vector<MatrixResult>& results, const BaselineVerdict* baseline) {
+  if (baseline) return baseline->regressed() ? exit_code::finding : exit_code::ok;
   bool harness = false;
   for (const auto& r : results) {
     if (is_finding(r.result.outcome)) return exit_code::finding;
@@ -24,12 +26,14 @@ int matrix_exit_code(const std::vector<MatrixResult>& results) {
 }
 
 std::string matrix_summary(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
-                           Duration wall) {
+                           Duration wall, const BaselineVerdict* baseline) {
   std::map<Outcome, std::size_t> counts;
   for (const auto& r : results) ++counts[r.result.outcome];
+  const double ran = static_cast<double>(results.size() * plan.repeat);
   std::string out =
-      fmt::format("\ncrash matrix: {} cell(s) in {:.1f}s ({:.2f} cells/s), seed {}", results.size(),
-                  secs(wall), secs(wall) > 0 ? results.size() / secs(wall) : 0.0, plan.seed);
+      fmt::format("\ncrash matrix: {} cell(s){} in {:.1f}s ({:.2f} cells/s), seed {}",
+                  results.size(), plan.repeat > 1 ? fmt::format(" x {} repeats", plan.repeat) : "",
+                  secs(wall), secs(wall) > 0 ? ran / secs(wall) : 0.0, plan.seed);
   if (plan.total_before_shard != results.size())
     out += fmt::format(", this shard of {} cells", plan.total_before_shard);
   out += "\n";
@@ -62,20 +66,25 @@ std::string matrix_summary(const std::vector<MatrixResult>& results, const Matri
     for (const auto& p : plan.uncovered) out += " " + p;
     out += "\n";
   }
+  if (baseline) out += baseline_summary(*baseline);
   return out;
 }
 
-std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall) {
+std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall,
+                      const BaselineVerdict* baseline) {
   std::size_t failures = 0, errors = 0, skipped = 0;
   for (const auto& r : results) {
     failures += is_finding(r.result.outcome);
     errors += r.result.outcome == Outcome::harness_error;
     skipped += r.result.outcome == Outcome::fault_not_reached;
   }
+  std::size_t conditions = baseline ? baseline->conditions.size() : 0, regressions = 0;
+  if (baseline)
+    for (const auto& c : baseline->conditions) regressions += !c.held;
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format(
       "<testsuites tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n",
-      results.size(), failures, errors, skipped, secs(wall));
+      results.size() + conditions, failures + regressions, errors, skipped, secs(wall));
   out += fmt::format(
       "  <testsuite name=\"crashkit.matrix\" tests=\"{}\" failures=\"{}\" errors=\"{}\" "
       "skipped=\"{}\" time=\"{:.3f}\">\n",
@@ -100,7 +109,9 @@ std::string junit_xml(const std::vector<MatrixResult>& results, Duration wall) {
       out += fmt::format("      <skipped message=\"{}\"/>\n", markup::escape(res.reason));
     out += "    </testcase>\n";
   }
-  out += "  </testsuite>\n</testsuites>\n";
+  out += "  </testsuite>\n";
+  if (baseline) out += detail::baseline_junit(*baseline);
+  out += "</testsuites>\n";
   return out;
 }
 
@@ -117,11 +128,12 @@ nlohmann::json group_json(const CellSpec& spec, const CellResult& res) {
 }
 
 std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
-                        Duration wall) {
+                        Duration wall, const BaselineVerdict* baseline) {
   nlohmann::json j;
   j["seed"] = plan.seed;
   j["cells_total"] = plan.total_before_shard;
   j["wall_seconds"] = secs(wall);
+  j["repeat"] = plan.repeat;
   j["uncovered_points"] = plan.uncovered;
   nlohmann::json counts = nlohmann::json::object();
   auto& cells = j["cells"] = nlohmann::json::array();
@@ -148,6 +160,7 @@ std::string matrix_json(const std::vector<MatrixResult>& results, const MatrixPl
     cells.push_back(std::move(c));
   }
   j["counts"] = counts;
+  if (baseline) j["baseline"] = detail::baseline_report_json(*baseline);
   return j.dump(2) + "\n";
 }
 

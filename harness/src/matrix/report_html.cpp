@@ -8,6 +8,7 @@
 
 #include "crashkit/harness/report.hpp"
 #include "markup.hpp"
+#include "matrix/baseline_report.hpp"
 
 namespace crashkit {
 namespace {
@@ -199,6 +200,8 @@ code { font: 12px/1.4 ui-monospace, monospace; background: #f4f4f4; padding: 2px
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px;
                vertical-align: -1px; border-radius: 2px; }
 .scroll { overflow-x: auto; }
+.before { stroke: #9e9e9e; stroke-width: 2; stroke-dasharray: 5 3; }
+.now { stroke: #1565c0; stroke-width: 2; }
 )";
 
 std::string findings_table(const std::vector<MatrixResult>& results) {
@@ -252,7 +255,7 @@ std::string all_cells_table(const std::vector<MatrixResult>& results) {
 }  // namespace
 
 std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPlan& plan,
-                        Duration wall) {
+                        Duration wall, const BaselineVerdict* baseline) {
   std::map<Outcome, std::size_t> counts;
   std::size_t findings = 0;
   for (const auto& r : results) {
@@ -263,9 +266,11 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
       "<title>crashkit matrix: {} cells, {} findings</title>\n<style>{}</style></head><body>\n"
       "<h1>crashkit crash matrix</h1>\n"
-      "<p class=\"meta\">{} cells in {:.1f} s ({:.2f} cells/s) · seed {}{}</p>\n<div>",
-      results.size(), findings, kStyle, results.size(), secs(wall),
-      secs(wall) > 0 ? results.size() / secs(wall) : 0.0, plan.seed,
+      "<p class=\"meta\">{} cells{} in {:.1f} s ({:.2f} cells/s) · seed {}{}</p>\n<div>",
+      results.size(), findings, kStyle, results.size(),
+      plan.repeat > 1 ? fmt::format(" × {} repeats", plan.repeat) : "", secs(wall),
+      secs(wall) > 0 ? static_cast<double>(results.size() * plan.repeat) / secs(wall) : 0.0,
+      plan.seed,
       plan.total_before_shard != results.size()
           ? fmt::format(" · this shard of {} cells", plan.total_before_shard)
           : "");
@@ -273,6 +278,10 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
     if (counts[o] > 0)
       h += fmt::format("<span class=\"badge\" style=\"background:{}\">{} {}</span>", colour(o),
                        to_string(o), counts[o]);
+  if (baseline)
+    h += fmt::format("<span class=\"badge\" style=\"background:{}\">baseline: {}</span>",
+                     baseline->regressed() ? "#c62828" : "#2e7d32",
+                     baseline->regressed() ? "regression" : "held");
   h += "</div>\n";
   h += "<h2>Cells by point and crossing</h2>\n<p class=\"legend\">";
   for (auto o : kOutcomes)
@@ -280,6 +289,7 @@ std::string matrix_html(const std::vector<MatrixResult>& results, const MatrixPl
   h += "</p>\n<div class=\"scroll\">" + cell_grid(results) + "</div>\n";
   h += "<h2>Recovery time (restart → READY)</h2>\n<div class=\"scroll\">" + recovery_plot(results) +
        "</div>\n";
+  if (baseline) h += detail::baseline_html(*baseline);
   h += fmt::format("<h2>Findings ({})</h2>\n", findings);
   if (findings == 0) {
     h += "<p class=\"ok\">No findings: every checker held in every cell.</p>\n";

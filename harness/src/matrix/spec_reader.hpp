@@ -158,6 +158,9 @@ class SpecReader {
   // Resource exhaustion (resource_spec.cpp): rlimits and disk_full.
   void resources(const YAML::Node& root, CellSpec& base) const;
   void disk_full(const YAML::Node& n, CellSpec& base) const;
+  // baseline: {recovery_p99: +25%, ...} (baseline_spec.cpp).
+  BaselineThresholds baseline(const YAML::Node& n) const;
+  double percent(const YAML::Node& n, const char* what, char sign, double max) const;
 
   // A file named by the spec: relative to the spec's directory.
   fs::path resolve_path(const std::string& p) const {

@@ -39,12 +39,23 @@ struct MatrixScenario {
   std::vector<ScenarioStep> steps;
 };
 
+// `baseline:` in a spec: how much worse a run may be than its baseline (--baseline) before it
+// is a regression. Recovery p50/p99 may grow by the percentage or by `recovery_floor`,
+// whichever is larger; cells/s may drop by the percentage.
+struct BaselineThresholds {
+  double recovery_p50_pct = 25;
+  double recovery_p99_pct = 25;
+  Duration recovery_floor = std::chrono::milliseconds(2);
+  double cells_per_s_pct = 20;
+};
+
 struct MatrixSpec {
   std::filesystem::path file;
   CellSpec base;  // target, timeouts, workload, checks, env; fault unset
   std::vector<MatrixFault> faults;
   std::vector<MatrixScenario> scenarios;
   std::vector<std::string> notes;  // from `unit:`: settings read but not applicable
+  BaselineThresholds baseline;
 };
 
 // Parses and validates. Errors are usage errors "FILE:LINE: what; fix".
@@ -67,6 +78,7 @@ struct MatrixPlan {
   std::uint64_t seed = 0;
   std::size_t total_before_shard = 0;
   std::vector<std::string> notes;  // of the discovery run (e.g. captured output lost)
+  unsigned repeat = 1;             // how many times the cells run (`crashkit matrix --repeat`)
 };
 
 struct ExpandOptions {
