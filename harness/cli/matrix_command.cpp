@@ -293,6 +293,7 @@ int execute(const MatrixOptions& o) {
   std::vector<std::pair<std::string, std::string>> files;  // path, content
   if (*before || !o.save_baseline.empty()) {
     Baseline now = measure_baseline(runs, o.spec, plan->seed);
+    now.jobs = o.jobs;
     if (*before) {
       verdict = compare_baseline(**before, now, spec->baseline);
       verdict->file = o.baseline;

@@ -104,8 +104,8 @@ TEST_P(BaselineCondition_, FailsOnItsOwnRegressionOnly) {
 
 MatrixRun without_cell() {
   auto r = run(4ms);
-  r.results.pop_back();
-  r.results.push_back(cell("sigkill_after_2ms", Outcome::pass));
+  r.results.erase(r.results.begin() + 1);  // sigterm (the crash cell's loss is coverage too)
+  r.wall = std::chrono::duration_cast<Duration>(2s) / 3;  // the same cells per second
   return r;
 }
 

@@ -142,6 +142,7 @@ std::string baseline_json(const Baseline& b) {
   nlohmann::json j{{"crashkit_baseline", kFormat},
                    {"spec", b.spec},
                    {"seed", b.seed},
+                   {"jobs", b.jobs},
                    {"repeat", b.repeat},
                    {"cells_per_s", b.cells_per_s},
                    {"points_reached", b.points_reached}};
@@ -204,6 +205,11 @@ Baseline baseline_of(const nlohmann::json& j) {
       j["repeat"].get<std::uint64_t>() > 1000)
     throw BadBaseline{"'repeat' is not a whole number from 1 to 1000"};
   b.repeat = j["repeat"].get<unsigned>();
+  if (j.contains("jobs")) {
+    if (!j["jobs"].is_number_unsigned() || j["jobs"].get<std::uint64_t>() > 100000)
+      throw BadBaseline{"'jobs' is not a whole number"};
+    b.jobs = j["jobs"].get<unsigned>();
+  }
   b.cells_per_s = number_field(j, "cells_per_s");
   if (j.contains("recovery_ms")) {
     b.recovery_p50_ms = number_field(j["recovery_ms"], "p50");

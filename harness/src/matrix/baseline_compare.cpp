@@ -105,6 +105,11 @@ BaselineVerdict compare_baseline(const Baseline& before, const Baseline& now,
         fmt::format("seed {} differs from the baseline's {}: sampled crossings may "
                     "differ",
                     now.seed, before.seed));
+  if (before.jobs != 0 && now.jobs != 0 && before.jobs != now.jobs)
+    v.notes.push_back(
+        fmt::format("-j{} against the baseline's -j{}: cells/s and recovery times "
+                    "are not comparable across -j",
+                    now.jobs, before.jobs));
   if (before.repeat != now.repeat)
     v.notes.push_back(
         fmt::format("--repeat {} against the baseline's {}", now.repeat, before.repeat));

@@ -42,6 +42,7 @@ struct Baseline {
   std::string spec;  // the matrix file it was measured with (informational)
   std::uint64_t seed = 0;
   unsigned repeat = 1;
+  unsigned jobs = 0;  // -j it ran with (0: not recorded); cells/s depends on it
   double cells_per_s = 0;  // median over the repeats
   // Percentiles (nearest rank) over every restart's time, each a median over the repeats.
   std::optional<double> recovery_p50_ms;
