@@ -93,6 +93,11 @@ void check_spec(const crashkit::MatrixSpec& spec) {
       d && (!crashkit::parse_disk_full("disk_full", d->text) ||
             (d->on == crashkit::DiskFull::On::tmpfs && d->size < (64u << 10))))
     broken("matrix: disk_full accepted that --disk-full would refuse: " + d->text);
+  const auto& t = spec.baseline;
+  for (double pct : {t.recovery_p50_pct, t.recovery_p99_pct, t.cells_per_s_pct})
+    if (!(pct >= 0 && pct <= 10000)) broken(fmt::format("matrix: baseline percentage {}", pct));
+  if (t.cells_per_s_pct > 100 || t.recovery_floor.count() < 0)
+    broken("matrix: baseline threshold out of range accepted");
   if (crashkit::repro_command(spec.base).empty()) broken("matrix: empty repro line");
 }
 
