@@ -40,5 +40,6 @@
 #include "crashkit/harness/ledger.hpp"
 
 // matrix and reports: a YAML spec expanded into cells, run in parallel, reported.
+#include "crashkit/harness/baseline.hpp"
 #include "crashkit/harness/matrix.hpp"
 #include "crashkit/harness/report.hpp"
