@@ -114,11 +114,8 @@ Result<CellSpec> to_spec(const RunOptions& o) {
       return usage_error(fmt::format("--disk-free '{}': give a size in bytes, e.g. 0, 4K, 1M",
                                      printable_text(o.disk_free, 40)));
     d->free = *free;
-    if (!o.fill_at.empty()) {
-      auto at = parse_duration("--fill-at", o.fill_at);
-      if (!at) return at.error();
-      d->fill_at = *at;
-    }
+    if (!o.fill_at.empty())
+      if (auto ok = parse_fill_at("--fill-at", o.fill_at, *d); !ok) return ok.error();
     s.disk_full = *d;
   } else if (o.given("--disk-free") || o.given("--fill-at")) {
     return usage_error("--disk-free and --fill-at go with --disk-full tmpfs:SIZE or fs");
@@ -237,11 +234,12 @@ void add_cell_options(CLI::App* run, RunOptions& o) {
                   "crashkit may create); an OOM kill is named in the reason");
   run->add_option("--disk-full", o.disk_full,
                   "the data dir runs out of space: tmpfs:SIZE (a tmpfs of SIZE on it; needs "
-                  "root) or fs (its own file system, filled); docs/resource-limits.md");
+                  "root), ext4:SIZE (a loop-mounted ext4 image; root) or fs (its own file "
+                  "system, filled); docs/resource-limits.md");
   run->add_option("--disk-free", o.disk_free, "--disk-full: bytes the filler leaves free (0)");
   run->add_option("--fill-at", o.fill_at,
-                  "--disk-full: fill this long into the first workload (default: before the "
-                  "first start)");
+                  "--disk-full: fill this long into the first workload, or op:K after its Kth "
+                  "acknowledged operation (default: before the first start)");
   run->add_option("--unit", o.unit,
                   "the daemon's systemd unit: Type=, NotifyAccess=, KillSignal=, "
                   "SuccessExitStatus=, TimeoutStartSec=, TimeoutStopSec=, User=, Environment=, "

@@ -167,8 +167,23 @@ TEST(DiskFullSpec, GrammarAndMatrixKeys) {
   auto f = parse_disk_full("--disk-full", "fs");
   ASSERT_TRUE(f);
   EXPECT_EQ(f->on, DiskFull::On::fs);
-  for (const char* bad : {"tmpfs", "tmpfs:", "tmpfs:1K", "tmpfs:2048G", "tmpfs:1X", "ext4:64M", ""})
+  auto e = parse_disk_full("--disk-full", "ext4:64M");
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->on, DiskFull::On::ext4);
+  EXPECT_EQ(e->size, 64u << 20);
+  for (const char* bad : {"tmpfs", "tmpfs:", "tmpfs:1K", "tmpfs:2048G", "tmpfs:1X", "ext4:1M",
+                          "ext4", "ext3:64M", ""})
     EXPECT_FALSE(parse_disk_full("--disk-full", bad)) << bad;
+  DiskFull at;
+  ASSERT_TRUE(parse_fill_at("--fill-at", "op:7", at));
+  EXPECT_EQ(at.fill_at_op, 7u);
+  EXPECT_EQ(at.fill_at_text(), "op:7");
+  for (const char* bad : {"op:0", "op:", "op:x", "op:-1", "op:1000000001", "7", "op:7ms"}) {
+    DiskFull d;
+    auto r = parse_fill_at("--fill-at", bad, d);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_TRUE(r.error().message.starts_with("--fill-at")) << r.error().message;
+  }
   EXPECT_EQ(parse_byte_size("4K"), 4096u);
   EXPECT_FALSE(parse_byte_size("99999999999999999G"));
 
@@ -182,6 +197,11 @@ TEST(DiskFullSpec, GrammarAndMatrixKeys) {
   EXPECT_NE(repro_command(m->base).find("--disk-full tmpfs:1M --disk-free 4096 --fill-at 20ms"),
             std::string::npos)
       << repro_command(m->base);
+  auto op = parse_matrix_spec(
+      "target: [kvd]\ndisk_full: {on: ext4:8M, fill_at: op:3}\nfaults: [sigkill]\n", "m.yaml");
+  ASSERT_TRUE(op) << op.error().message;
+  EXPECT_NE(repro_command(op->base).find("--disk-full ext4:8M --fill-at op:3"), std::string::npos)
+      << repro_command(op->base);
   auto scalar =
       parse_matrix_spec("target: [kvd]\ndisk_full: fs\nmemory: 64M\nfaults: [sigkill]\n", "m.yaml");
   ASSERT_TRUE(scalar) << scalar.error().message;
@@ -191,6 +211,7 @@ TEST(DiskFullSpec, GrammarAndMatrixKeys) {
                           "target: [kvd]\nfaults: [sigkill]\ndisk_full: {free: 1K}\n",
                           "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, when: 1s}\n",
                           "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, free: x}\n",
+                          "target: [kvd]\nfaults: [sigkill]\ndisk_full: {on: fs, fill_at: op:0}\n",
                           "target: [kvd]\nfaults: [sigkill]\nmemory: 4K\n"}) {
     auto r = parse_matrix_spec(bad, "m.yaml");
     ASSERT_FALSE(r) << bad;

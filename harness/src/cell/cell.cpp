@@ -134,13 +134,13 @@ namespace detail {
 std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (auto v = net_on(cycle)) return v;
-  disk_on(cycle);
   if (spec_.workload) {
     auto w = ShellProcess::start(
         shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle), &background_));
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
   }
+  disk_on(cycle, workload ? workload->pgid() : 0);
   const auto fault_kind = spec_.fault.kind;
   if (fault_kind == Fault::Kind::sigkill_after || fault_kind == Fault::Kind::powerloss_after) {
     // Kill while the workload runs; notice a daemon that dies on its own meanwhile.
@@ -302,11 +302,17 @@ std::optional<Error> check_spec(const CellSpec& spec) {
                                      name, format_duration(d)));
   if (spec.memory && is_group(spec))
     return usage_error("--memory: for one daemon (not yet for groups or scenarios)");
-  if (spec.disk_full &&
-      (is_group(spec) || (spec.fault.kind == Fault::Kind::crash_plan && spec.disk_full->fill_at)))
+  if (spec.disk_full && (is_group(spec) || (spec.fault.kind == Fault::Kind::crash_plan &&
+                                            spec.disk_full->fills_later())))
     return usage_error(
         "--disk-full: for one daemon with a signal fault, or a crash plan filled from the start "
         "(not yet for groups, scenarios, or --fill-at with a plan)");
+  if (spec.disk_full && spec.disk_full->fill_at_op > 0 &&
+      (!spec.workload || spec.workload->find("{ledger}") == std::string::npos))
+    return usage_error(
+        "--fill-at op:K counts the acknowledged operations the workload writes to {ledger}; give "
+        "a --workload that writes it (crashkit workload, or 'acked ...' lines), or --fill-at "
+        "DURATION");
   for (const auto& l : spec.rlimits)
     if (auto ceiling = hard_limit_ceiling(l))
       return usage_error(

@@ -3,14 +3,21 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
+#include "cell/ext4_image.hpp"
 #include "crashkit/crash_protocol.hpp"
 
 namespace crashkit {
@@ -22,14 +29,43 @@ Result<DiskFull> parse_disk_full(std::string_view option, std::string_view text)
     d.on = DiskFull::On::fs;
     return d;
   }
-  auto size = text.starts_with("tmpfs:") ? parse_byte_size(text.substr(6)) : std::nullopt;
-  if (!size || *size < (64u << 10) || *size > (std::uint64_t{1} << 40))
+  const bool ext4 = text.starts_with("ext4:");
+  auto size =
+      text.starts_with("tmpfs:") || ext4 ? parse_byte_size(text.substr(5 + !ext4)) : std::nullopt;
+  const std::uint64_t least = ext4 ? 2u << 20 : 64u << 10;
+  if (!size || *size < least || *size > (std::uint64_t{1} << 40))
     return usage_error(
-        fmt::format("{} '{}': give tmpfs:SIZE (64K to 1024G, e.g. tmpfs:16M) or fs (the data "
-                    "dir's own file system; docs/resource-limits.md)",
+        fmt::format("{} '{}': give tmpfs:SIZE (64K to 1024G, e.g. tmpfs:16M), ext4:SIZE (2M to "
+                    "1024G, a loop-mounted image) or fs (the data dir's own file system; "
+                    "docs/resource-limits.md)",
                     option, printable_text(text, 80)));
+  d.on = ext4 ? DiskFull::On::ext4 : DiskFull::On::tmpfs;
   d.size = *size;
   return d;
+}
+
+Status parse_fill_at(std::string_view option, std::string_view text, DiskFull& d) {
+  if (text.starts_with("op:")) {
+    auto k = parse_number<std::uint64_t>(text.substr(3));
+    if (!k || *k == 0 || *k > 1000000000)
+      return usage_error(fmt::format(
+          "{} '{}': op:K fills once the first workload has K acknowledged operations (K from 1 "
+          "to 1000000000), e.g. op:5",
+          option, printable_text(text, 40)));
+    d.fill_at_op = *k;
+    return Ok{};
+  }
+  auto at = parse_duration(std::string(option), text);
+  if (!at)
+    return usage_error(fmt::format("{}; or op:K, after the workload's Kth acknowledged operation",
+                                   at.error().message));
+  d.fill_at = *at;
+  return Ok{};
+}
+
+std::string DiskFull::fill_at_text() const {
+  if (fill_at_op > 0) return fmt::format("op:{}", fill_at_op);
+  return fill_at ? format_duration(*fill_at) : std::string();
 }
 
 namespace detail {
@@ -42,7 +78,8 @@ DiskFill::~DiskFill() {
 }
 
 Result<std::unique_ptr<DiskFill>> DiskFill::create(const DiskFull& spec, const RunDir& run,
-                                                   bool as_root) {
+                                                   const std::optional<Credentials>& user) {
+  const bool as_root = !user && geteuid() == 0;
   std::unique_ptr<DiskFill> d(new DiskFill(spec, run.data, run.root, as_root));
   d->ledger_ = run.ledger;
   if (spec.on == DiskFull::On::tmpfs) {
@@ -54,9 +91,15 @@ Result<std::unique_ptr<DiskFill>> DiskFill::create(const DiskFull& spec, const R
           "or give --disk-full fs to fill the data dir's own file system",
           spec.text, d->data_.string(), std::strerror(errno)));
     d->mounted_ = true;
+  } else if (spec.on == DiskFull::On::ext4) {
+    if (auto ok = mount_ext4_image(d->image(), spec.size, d->data_); !ok) return ok.error();
+    d->mounted_ = true;
   }
-  d->filler_ = spec.on == DiskFull::On::tmpfs ? d->data_ / ".crashkit-disk-full"
-                                              : d->run_root_ / "disk-full.filler";
+  // A --user target owns its data dir, on the mount as before it.
+  if (d->mounted_ && user && ::chown(d->data_.c_str(), user->uid, user->gid) != 0)
+    return harness_error(fmt::format("--disk-full: chown {} for --user failed: {}",
+                                     d->data_.string(), std::strerror(errno)));
+  d->filler_ = d->mounted_ ? d->data_ / ".crashkit-disk-full" : d->run_root_ / "disk-full.filler";
   return d;
 }
 
@@ -81,6 +124,7 @@ Status DiskFill::fill() {
   const int e = errno;
   ::close(fd);
   filled_ = true;
+  filled_ever_ = true;
   taken_ = take;
   if (rc != 0 && e != ENOSPC)  // ENOSPC: the target wrote meanwhile; what was left is taken
     return harness_error(fmt::format("--disk-full: fallocate {} bytes for {}: {}", take,
@@ -124,6 +168,65 @@ void DiskFill::fill_after(Duration delay) {
   });
 }
 
+void DiskFill::fill_after_acks(std::uint64_t acks, pid_t pgid) {
+  stop_timer();
+  timer_ = std::jthread([this, acks, pgid](std::stop_token stop) {
+    if (auto why = await_acks(acks, pgid, stop); !why.empty()) late_error_ = why;
+  });
+}
+
+// Counts "acked" lines the workload appends to the ledger, woken by inotify at each write to
+// the run dir (the workload may create the ledger), and fills at the `acks`-th. Empty, or what
+// went wrong. A stop wakes it through an eventfd.
+std::string DiskFill::await_acks(std::uint64_t acks, pid_t pgid, std::stop_token stop) {
+  const int in = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  std::string why;
+  if (in < 0 || wake < 0 ||
+      ::inotify_add_watch(in, run_root_.c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
+    why = fmt::format("--fill-at op:{}: cannot watch the ledger {}: {}", acks, ledger_.string(),
+                      std::strerror(errno));
+  std::stop_callback on_stop(stop, [wake] {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake, &one, sizeof one);
+  });
+  std::uint64_t offset = 0;
+  std::string partial;
+  auto count = [&] {  // the "acked" lines appended since the last call
+    std::ifstream f(ledger_, std::ios::binary);
+    if (!f || !f.seekg(static_cast<std::streamoff>(offset))) return;
+    std::string chunk((std::istreambuf_iterator<char>(f)), {});
+    offset += chunk.size();
+    partial += chunk;
+    for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n')) {
+      acks_seen_ += partial.starts_with("acked ");
+      partial.erase(0, nl + 1);
+    }
+  };
+  while (why.empty() && !stop.stop_requested()) {
+    count();
+    if (acks_seen_ >= acks) {
+      // Frozen from here until the disk is full (ESRCH: the workload already ended). It may
+      // have acknowledged a few more since the wake-up: counted again once it is stopped.
+      if (pgid > 0) ::kill(-pgid, SIGSTOP);
+      count();
+      if (auto ok = fill(); !ok) why = ok.error().message;
+      if (pgid > 0) ::kill(-pgid, SIGCONT);
+      std::lock_guard lk(mu_);
+      acks_at_fill_ = acks_seen_;
+      break;
+    }
+    pollfd p[2] = {{in, POLLIN, 0}, {wake, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) why = std::strerror(errno);
+    char events[4096];
+    while (::read(in, events, sizeof events) > 0) {
+    }
+  }
+  if (in >= 0) ::close(in);
+  if (wake >= 0) ::close(wake);
+  return why;
+}
+
 void DiskFill::stop_timer() {
   if (timer_.joinable()) {
     timer_.request_stop();
@@ -141,7 +244,9 @@ Status DiskFill::release() {
     return harness_error(fmt::format("--disk-full: cannot remove the filler {}: {}",
                                      filler_.string(), ec.message()));
   filled_ = false;
-  if (mounted_) {  // the target may have filled the tmpfs itself: recovery gets as much again
+  // The target may have filled the tmpfs itself: recovery gets as much again. (An ext4 image
+  // keeps its size: growing it online needs resize2fs; the filler's room is what recovery gets.)
+  if (mounted_ && spec_.on == DiskFull::On::tmpfs) {
     const std::string options = fmt::format("size={}", spec_.size * 2);
     if (::mount(nullptr, data_.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV,
                 options.c_str()) != 0)
@@ -163,6 +268,10 @@ Status DiskFill::unmount() {
     return harness_error(
         fmt::format("--disk-full: cannot unmount {}: {}", data_.string(), std::strerror(errno)));
   mounted_ = false;
+  if (spec_.on == DiskFull::On::ext4) {
+    std::error_code gone;
+    fs::remove(image(), gone);  // its loop device detached itself at the unmount (autoclear)
+  }
   if (ec)
     return harness_error(
         fmt::format("--disk-full: the data dir's content could not be kept: "
@@ -176,14 +285,35 @@ Status DiskFill::unmount() {
 
 std::string DiskFill::describe() const {
   std::lock_guard lk(mu_);
-  const std::string where = spec_.on == DiskFull::On::tmpfs
-                                ? fmt::format("a {}-byte tmpfs on the data dir", spec_.size)
-                                : fmt::format("the data dir's own file system");
+  const std::string where =
+      spec_.on == DiskFull::On::fs
+          ? std::string("the data dir's own file system")
+          : fmt::format("a {}-byte {} on the data dir", spec_.size,
+                        spec_.on == DiskFull::On::tmpfs ? "tmpfs" : "loop-mounted ext4 image");
+  if (spec_.fills_later() && !filled_ever_)
+    return fmt::format("disk full: {}, never filled (--fill-at {})", where, spec_.fill_at_text());
   const std::string when =
-      spec_.fill_at ? fmt::format("{} into the first workload", format_duration(*spec_.fill_at))
-                    : std::string("before the first start");
+      spec_.fill_at_op > 0
+          ? fmt::format(
+                "after the first workload's acknowledged operation {} (the workload "
+                "stopped with {} acknowledged)",
+                spec_.fill_at_op, acks_at_fill_)
+      : spec_.fill_at ? fmt::format("{} into the first workload", format_duration(*spec_.fill_at))
+                      : std::string("before the first start");
   return fmt::format("disk full: {}, filled {} leaving {} bytes free (filler {} bytes)", where,
                      when, spec_.free, taken_);
+}
+
+std::optional<std::string> DiskFill::never_filled() const {
+  std::lock_guard lk(mu_);
+  if (filled_ever_) return std::nullopt;
+  if (spec_.fill_at_op > 0)
+    return fmt::format(
+        "--fill-at op:{}: the disk was never filled: the first workload acknowledged {} "
+        "operation(s)",
+        spec_.fill_at_op, acks_seen_.load());
+  return fmt::format("--fill-at {}: the disk was never filled: the first workload ended first",
+                     spec_.fill_at_text());
 }
 
 }  // namespace detail

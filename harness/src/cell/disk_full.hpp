@@ -6,10 +6,11 @@
 //   d->release();            // filler gone, tmpfs doubled: recovery has room
 //   d->unmount();            // content kept in the run dir's data/
 //
-// Thread-safety: fill() may run on the timer thread fill_after() starts; release() and the
-// destructor stop that thread first. One cell's thread owns the rest.
+// Thread-safety: fill() may run on the thread fill_after() or fill_after_acks() starts;
+// release() and the destructor stop that thread first. One cell's thread owns the rest.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -18,25 +19,32 @@
 #include <thread>
 
 #include "cell/run_dir.hpp"
+#include "crashkit/harness/credentials.hpp"
 #include "crashkit/harness/disk_full.hpp"
 
 namespace crashkit::detail {
 
 class DiskFill {
  public:
-  // tmpfs: mounts it on `data` (usage error without the privilege). `as_root`: the target runs
-  // as root (it may use ext4's reserved blocks, so the filler takes them too).
+  // tmpfs, ext4: mounts it on `data` (usage error without the privilege), owned by `user`.
+  // A target running as root may use ext4's reserved blocks, so the filler takes them too.
   // fs: reserves room for the ledger when it fills (reserve_ledger says why).
   static Result<std::unique_ptr<DiskFill>> create(const DiskFull& spec, const RunDir& run,
-                                                  bool as_root);
+                                                  const std::optional<Credentials>& user);
   static constexpr std::uint64_t kLedgerRoom = 4 << 20;
   ~DiskFill();
 
   Status fill();                    // the filler, leaving spec.free bytes; once until release()
   void fill_after(Duration delay);  // fill() on a timer thread
-  Status release();                 // the filler removed; a tmpfs grown to twice its size
-  Status unmount();                 // tmpfs: content moved back onto the underlying data dir
-  std::string describe() const;     // for the cell's notes: which method ran, how much it took
+  // fill() on a watcher thread once the ledger holds `acks` acknowledged operations, with the
+  // workload's process group (`pgid`, 0: none) stopped meanwhile (SIGSTOP ... SIGCONT), so
+  // that it does not run on past the Kth operation before the disk is full.
+  void fill_after_acks(std::uint64_t acks, pid_t pgid);
+  Status release();              // the filler removed; a tmpfs grown to twice its size
+  Status unmount();              // tmpfs, ext4: content moved back onto the underlying data dir
+  std::string describe() const;  // for the cell's notes: which method ran, how much it took
+  // Filled later (--fill-at) but never filled: why, for a fault_not_reached. After release().
+  std::optional<std::string> never_filled() const;
 
  private:
   DiskFill(DiskFull spec, std::filesystem::path data, std::filesystem::path run_root, bool as_root)
@@ -46,15 +54,20 @@ class DiskFill {
         as_root_(as_root) {}
   void stop_timer();
   Status reserve_ledger();
+  std::string await_acks(std::uint64_t acks, pid_t pgid, std::stop_token stop);
+  std::filesystem::path image() const { return run_root_ / "disk-full.ext4"; }
 
   DiskFull spec_;
   std::filesystem::path data_, run_root_, filler_, ledger_;
   bool as_root_;
   bool mounted_ = false;
   mutable std::mutex mu_;
-  bool filled_ = false;      // guarded by mu_
-  std::uint64_t taken_ = 0;  // guarded by mu_
-  std::string late_error_;   // written by the timer thread, read after it is joined
+  bool filled_ = false;                      // guarded by mu_
+  bool filled_ever_ = false;                 // guarded by mu_
+  std::atomic<std::uint64_t> acks_seen_{0};  // by the watcher thread
+  std::uint64_t acks_at_fill_ = 0;           // guarded by mu_ once set
+  std::uint64_t taken_ = 0;                  // guarded by mu_
+  std::string late_error_;                   // written by the timer thread, read after it is joined
   std::jthread timer_;
 };
 

@@ -13,8 +13,7 @@ std::optional<Verdict> CellRun::exhaustion_setup() {
     memory_.emplace(std::move(*m));
   }
   if (!spec_.disk_full || disk_) return std::nullopt;
-  const bool as_root = !user_ && geteuid() == 0;
-  auto d = DiskFill::create(*spec_.disk_full, run_, as_root);
+  auto d = DiskFill::create(*spec_.disk_full, run_, user_);
   if (!d) return Verdict{Outcome::harness_error, d.error().message};
   disk_ = std::move(*d);
   return std::nullopt;
@@ -22,13 +21,17 @@ std::optional<Verdict> CellRun::exhaustion_setup() {
 
 // From the start: after --prepare (initdb needs room), before the first start.
 std::optional<Verdict> CellRun::disk_fill_now() {
-  if (!disk_ || spec_.disk_full->fill_at) return std::nullopt;
+  if (!disk_ || spec_.disk_full->fills_later()) return std::nullopt;
   if (auto ok = disk_->fill(); !ok) return Verdict{Outcome::harness_error, ok.error().message};
   return std::nullopt;
 }
 
-void CellRun::disk_on(int cycle) {
-  if (disk_ && cycle == 0 && spec_.disk_full->fill_at) disk_->fill_after(*spec_.disk_full->fill_at);
+// --fill-at: a timer, or a ledger watcher that freezes the workload's group while it fills.
+void CellRun::disk_on(int cycle, pid_t workload_pgid) {
+  if (!disk_ || cycle != 0) return;
+  if (spec_.disk_full->fill_at) disk_->fill_after(*spec_.disk_full->fill_at);
+  if (spec_.disk_full->fill_at_op > 0)
+    disk_->fill_after_acks(spec_.disk_full->fill_at_op, workload_pgid);
 }
 
 std::optional<Verdict> CellRun::disk_release() {
@@ -47,6 +50,11 @@ void CellRun::end_exhaustion(CellResult& r) {
           kills, *spec_.memory, r.reason);
   }
   if (!disk_) return;
+  if (auto why = disk_->never_filled();
+      why && spec_.disk_full->fills_later() && r.outcome == Outcome::pass) {
+    r.outcome = Outcome::fault_not_reached;  // as a crash point never crossed: nothing was tested
+    r.reason = *why;
+  }
   std::string line = disk_->describe();
   if (auto ok = disk_->unmount(); !ok) line += "; " + ok.error().message;
   disk_.reset();

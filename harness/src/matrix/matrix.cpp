@@ -89,7 +89,7 @@ std::string repro_command(const CellSpec& s) {
   if (s.disk_full) {
     opt("--disk-full", s.disk_full->text);
     if (s.disk_full->free != 0) opt("--disk-free", std::to_string(s.disk_full->free));
-    if (s.disk_full->fill_at) opt("--fill-at", format_duration(*s.disk_full->fill_at));
+    if (s.disk_full->fills_later()) opt("--fill-at", s.disk_full->fill_at_text());
   }
   if (s.prepare) opt("--prepare", *s.prepare);
   if (s.before_start) opt("--before-start", *s.before_start);

@@ -30,12 +30,15 @@ void SpecReader::resources(const YAML::Node& root, CellSpec& base) const {
     fail(n, "rlimits must be a mapping {NOFILE: 64} or a list [NOFILE=64]");
 }
 
-// disk_full: tmpfs:16M (or fs), or {on: tmpfs:16M, free: 4K, fill_at: 20ms}.
+// disk_full: tmpfs:16M (ext4:64M, fs), or {on: tmpfs:16M, free: 4K, fill_at: 20ms | op:K}.
 void SpecReader::disk_full(const YAML::Node& n, CellSpec& base) const {
   if (!n) return;
   const YAML::Node on = n.IsMap() ? n["on"] : n;
   if (n.IsMap()) known_keys(n, {"on", "free", "fill_at"});
-  if (!on) fail(n, "disk_full: {on: tmpfs:SIZE or fs, free: BYTES, fill_at: DURATION} needs on");
+  if (!on)
+    fail(n,
+         "disk_full: {on: tmpfs:SIZE, ext4:SIZE or fs, free: BYTES, fill_at: DURATION or "
+         "op:K} needs on");
   auto d = parse_disk_full("disk_full", scalar(on, "disk_full"));
   if (!d) fail(on, d.error().message);
   if (n.IsMap() && n["free"]) {
@@ -43,7 +46,9 @@ void SpecReader::disk_full(const YAML::Node& n, CellSpec& base) const {
     if (!free) fail(n["free"], "free: give a size in bytes, e.g. 0, 4K, 1M");
     d->free = *free;
   }
-  if (n.IsMap() && n["fill_at"]) d->fill_at = duration(n["fill_at"], "fill_at");
+  if (n.IsMap() && n["fill_at"])
+    if (auto ok = parse_fill_at("fill_at", scalar(n["fill_at"], "fill_at"), *d); !ok)
+      fail(n["fill_at"], ok.error().message);
   base.disk_full = *d;
 }
 

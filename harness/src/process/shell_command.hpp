@@ -45,6 +45,7 @@ class ShellProcess {
  public:
   static Result<ShellProcess> start(const ShellRun& run);
   int pidfd() const { return child_.pidfd(); }
+  pid_t pgid() const { return child_.pgid(); }  // the command's own process group
   // Waits up to the run's timeout (from start); kills the group on timeout. With `rx`, keeps
   // draining the daemon's notify socket meanwhile: a daemon blocks in sd_notify() once the
   // socket's queue is full, and the command may be waiting on that daemon.

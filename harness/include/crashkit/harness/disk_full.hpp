@@ -20,21 +20,29 @@ namespace crashkit {
 
 struct DiskFull {
   // tmpfs: a tmpfs of `size` mounted on the data dir (needs CAP_SYS_ADMIN; the filler stays
-  // small and nothing else on the machine runs short). fs: the data dir's own file system,
-  // filled by a file in the run dir (no privilege; everything else on that file system runs
-  // short as well).
-  enum class On { tmpfs, fs };
+  // small and nothing else on the machine runs short). ext4: an ext4 image of `size` on a loop
+  // device mounted there (root; real block allocation, journal and fsync). fs: the data dir's
+  // own file system, filled by a file in the run dir (no privilege; everything else on that
+  // file system runs short as well).
+  enum class On { tmpfs, ext4, fs };
   On on = On::tmpfs;
-  std::uint64_t size = 0;  // tmpfs
+  std::uint64_t size = 0;  // tmpfs, ext4
   std::uint64_t free = 0;  // what the filler leaves free, in bytes
-  // When the filler is made: nullopt before the first start (after --prepare); else this long
-  // into the first workload.
+  // When the filler is made: before the first start (after --prepare) unless one of these is
+  // set: this long into the first workload, or once the first workload's ledger holds this
+  // many acknowledged operations ("acked" lines: `crashkit workload`, kvd-workload).
   std::optional<Duration> fill_at;
+  std::uint64_t fill_at_op = 0;
+  bool fills_later() const { return fill_at || fill_at_op > 0; }
+  // "20ms" or "op:5", as --fill-at reads it; empty when filled before the first start.
+  std::string fill_at_text() const;
   std::string text;  // "tmpfs:16M" or "fs", as written
 };
 
-// "tmpfs:SIZE" (SIZE with K, M or G, 1024-based; at least 64K) or "fs". `option` starts the
-// one-line usage error.
+// "tmpfs:SIZE" (SIZE with K, M or G, 1024-based; at least 64K), "ext4:SIZE" (at least 2M) or
+// "fs". `option` starts the one-line usage error.
 Result<DiskFull> parse_disk_full(std::string_view option, std::string_view text);
+// --fill-at / fill_at: a duration ("20ms") or "op:K" (K from 1 to 1e9) into `d`.
+Status parse_fill_at(std::string_view option, std::string_view text, DiskFull& d);
 
 }  // namespace crashkit
