@@ -134,13 +134,14 @@ namespace detail {
 std::optional<Verdict> CellRun::apply_signal_fault(Daemon& d, int cycle, CycleResult& cr) {
   std::optional<ShellProcess> workload;
   if (auto v = net_on(cycle)) return v;
+  disk_on(cycle);
   if (spec_.workload) {
     auto w = ShellProcess::start(
         shell(*spec_.workload, cycle, fmt::format("workload.{}.log", cycle), &background_));
     if (!w) return Verdict{Outcome::harness_error, w.error().message};
     workload.emplace(std::move(*w));
+    disk_workload_started(cycle, workload->pgid());
   }
-  disk_on(cycle, workload ? workload->pgid() : 0);
   const auto fault_kind = spec_.fault.kind;
   if (fault_kind == Fault::Kind::sigkill_after || fault_kind == Fault::Kind::powerloss_after) {
     // Kill while the workload runs; notice a daemon that dies on its own meanwhile.

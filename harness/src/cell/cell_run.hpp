@@ -399,7 +399,8 @@ class CellRun {
   std::unique_ptr<DiskFill> disk_;
   std::optional<Verdict> exhaustion_setup();
   std::optional<Verdict> disk_fill_now();
-  void disk_on(int cycle, pid_t workload_pgid);
+  void disk_on(int cycle);
+  void disk_workload_started(int cycle, pid_t pgid);
   std::optional<Verdict> disk_release();
 
  public:

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -37,9 +38,11 @@ class DiskFill {
   Status fill();                    // the filler, leaving spec.free bytes; once until release()
   void fill_after(Duration delay);  // fill() on a timer thread
   // fill() on a watcher thread once the ledger holds `acks` acknowledged operations, with the
-  // workload's process group (`pgid`, 0: none) stopped meanwhile (SIGSTOP ... SIGCONT), so
-  // that it does not run on past the Kth operation before the disk is full.
-  void fill_after_acks(std::uint64_t acks, pid_t pgid);
+  // workload's process group (workload_started) stopped meanwhile (SIGSTOP ... SIGCONT), so
+  // that it does not run on past the Kth operation before the disk is full. Returns once the
+  // watch is in place: call it before the workload starts.
+  void fill_after_acks(std::uint64_t acks);
+  void workload_started(pid_t pgid);
   Status release();              // the filler removed; a tmpfs grown to twice its size
   Status unmount();              // tmpfs, ext4: content moved back onto the underlying data dir
   std::string describe() const;  // for the cell's notes: which method ran, how much it took
@@ -54,7 +57,8 @@ class DiskFill {
         as_root_(as_root) {}
   void stop_timer();
   Status reserve_ledger();
-  std::string await_acks(std::uint64_t acks, pid_t pgid, std::stop_token stop);
+  std::string await_acks(std::uint64_t acks, std::promise<std::string>& armed,
+                         std::stop_token stop);
   std::filesystem::path image() const { return run_root_ / "disk-full.ext4"; }
 
   DiskFull spec_;
@@ -66,6 +70,7 @@ class DiskFill {
   bool filled_ever_ = false;                 // guarded by mu_
   std::atomic<std::uint64_t> acks_seen_{0};  // by the watcher thread
   std::uint64_t acks_at_fill_ = 0;           // guarded by mu_ once set
+  std::atomic<pid_t> workload_pgid_{0};      // 0: not yet started; -1: none will be
   std::uint64_t taken_ = 0;                  // guarded by mu_
   std::string late_error_;                   // written by the timer thread, read after it is joined
   std::jthread timer_;

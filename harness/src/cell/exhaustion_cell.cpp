@@ -26,12 +26,16 @@ std::optional<Verdict> CellRun::disk_fill_now() {
   return std::nullopt;
 }
 
-// --fill-at: a timer, or a ledger watcher that freezes the workload's group while it fills.
-void CellRun::disk_on(int cycle, pid_t workload_pgid) {
+// --fill-at: a timer, or a ledger watcher (armed before the workload starts) that stops the
+// workload's group while it fills.
+void CellRun::disk_on(int cycle) {
   if (!disk_ || cycle != 0) return;
   if (spec_.disk_full->fill_at) disk_->fill_after(*spec_.disk_full->fill_at);
-  if (spec_.disk_full->fill_at_op > 0)
-    disk_->fill_after_acks(spec_.disk_full->fill_at_op, workload_pgid);
+  if (spec_.disk_full->fill_at_op > 0) disk_->fill_after_acks(spec_.disk_full->fill_at_op);
+}
+
+void CellRun::disk_workload_started(int cycle, pid_t pgid) {
+  if (disk_ && cycle == 0) disk_->workload_started(pgid);
 }
 
 std::optional<Verdict> CellRun::disk_release() {
