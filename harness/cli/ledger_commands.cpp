@@ -64,6 +64,9 @@ std::function<int()> add_verify_command(CLI::App& app) {
   cmd->add_option("--ledger", c->ledger, "the ledger the workload wrote")->required();
   cmd->add_option("--get", c->get, "shell command printing the value of {key} (nothing: absent)");
   cmd->add_option("--dump", c->dump, "shell command printing 'KEY VALUE' lines, called once");
+  cmd->add_flag("--pending-may-land-late", c->pending_may_land_late,
+                "a put never acknowledged may have taken effect after later acknowledged puts of "
+                "its key (timeouts, partitions): its value is not stale");
   return [c] {
     auto v = verify_ledger(*c);
     if (!v) return fail(v.error());

@@ -89,6 +89,10 @@ TEST_F(LedgerMatrix, MapFormErrorsNameTheLine) {
       {"workload: {put: x, clients: 2}\n", ":3: unknown key 'clients'"},
       {"check_online: [{verify: {get: a, dump: b}}]\n", ":3: verify: give one of get: CMD"},
       {"check_online: [{verify: {}}]\n", ":3: verify: give one of get: CMD"},
+      {"check_online: [{verify: {pending_may_land_late: true}}]\n",
+       ":3: verify: give one of get: CMD"},
+      {"check_online: [{verify: {get: a, pending_may_land_late: often}}]\n",
+       ":3: pending_may_land_late must be true or false"},
       {"check_online: [{verfy: {get: a}}]\n", ":3: a check is a command or {verify:"},
       {"unit: no-such.service\n", "no-such.service"},
   };

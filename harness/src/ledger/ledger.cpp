@@ -19,6 +19,7 @@ struct KeyHistory {
   std::optional<std::string> last_acked;
   std::set<std::string> pending_after;  // pending puts since the last acked one
   std::set<std::string> written;        // every value ever put (pending or acked)
+  std::set<std::string> never_acked;    // pending puts no acked line followed
 };
 
 struct Ledger {
@@ -49,17 +50,23 @@ Result<Ledger> read_ledger(const std::filesystem::path& path) {
     h.written.insert(value);
     if (state == "pending") {
       h.pending_after.insert(value);
+      h.never_acked.insert(value);
     } else {
       h.last_acked = value;
       h.pending_after.clear();
+      h.never_acked.erase(value);
     }
   }
   return l;
 }
 
+// `late`: a put never acknowledged may have taken effect at any time after it was sent, even
+// after a later acknowledged put of the same key (a proposal that timed out at the client and
+// committed after the partition healed): its value is then acceptable too.
 std::optional<LedgerFinding> judge(const std::string& key, const KeyHistory& h,
-                                   const std::optional<std::string>& found) {
+                                   const std::optional<std::string>& found, bool late) {
   if (found && (found == h.last_acked || h.pending_after.count(*found) != 0)) return std::nullopt;
+  if (found && late && h.never_acked.count(*found) != 0) return std::nullopt;
   if (!found && !h.last_acked) return std::nullopt;  // only pending puts: nothing is fine
   LedgerFinding f{LedgerFinding::Kind::lost, key, h.last_acked.value_or(""), found.value_or("")};
   if (found)
@@ -142,7 +149,7 @@ Result<LedgerVerdict> verify_ledger(const LedgerCheck& c) {
   for (const auto& key : l->order) {
     const KeyHistory& h = l->keys.at(key);
     ++(h.last_acked ? v.acked_keys : v.pending_keys);
-    if (auto f = judge(key, h, found->at(key))) v.findings.push_back(*f);
+    if (auto f = judge(key, h, found->at(key), c.pending_may_land_late)) v.findings.push_back(*f);
   }
   return v;
 }

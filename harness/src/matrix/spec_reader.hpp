@@ -107,11 +107,20 @@ class SpecReader {
     if (n.size() != 1 || !n["verify"] || !n["verify"].IsMap())
       fail(n, "a check is a command or {verify: {get: CMD}} / {verify: {dump: CMD}}");
     const YAML::Node v = n["verify"];
-    known_keys(v, {"get", "dump"});
-    if (v.size() != 1) fail(v, "verify: give one of get: CMD (one read per key) or dump: CMD");
+    known_keys(v, {"get", "dump", "pending_may_land_late"});
+    const bool late =
+        v["pending_may_land_late"] && boolean(v["pending_may_land_late"], "pending_may_land_late");
+    if (v.size() != 1u + (v["pending_may_land_late"] ? 1 : 0) || (!v["get"] && !v["dump"]))
+      fail(v, "verify: give one of get: CMD (one read per key) or dump: CMD");
     const char* how = v["get"] ? "get" : "dump";
     return ledger_tool(n) + " verify --ledger {ledger} --" + how + " " +
-           shell_quote(command(v[how], how));
+           shell_quote(command(v[how], how)) + (late ? " --pending-may-land-late" : "");
+  }
+
+  bool boolean(const YAML::Node& n, const char* what) const {
+    bool b = false;
+    if (!YAML::convert<bool>::decode(n, b)) fail(n, fmt::format("{} must be true or false", what));
+    return b;
   }
 
   int whole(const YAML::Node& n, const char* what, int lo, int hi) const {

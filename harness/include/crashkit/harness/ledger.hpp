@@ -48,6 +48,11 @@ struct LedgerCheck {
   std::filesystem::path ledger;
   std::string get;   // one call per key, prints the value (nothing: absent); or
   std::string dump;  // one call, prints "KEY VALUE" lines (keys not in the ledger are ignored)
+  // A put never acknowledged may have landed late, after later acknowledged puts of its key
+  // (a timed-out client, a proposal that commits after a partition heals): its value is then
+  // acceptable, not stale. Off by default: after a crash, a pending put is ordered before the
+  // puts that follow it, and an old value then is a lost update.
+  bool pending_may_land_late = false;
 };
 
 struct LedgerFinding {
