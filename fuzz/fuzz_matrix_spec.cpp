@@ -78,6 +78,13 @@ void check_fault(const MatrixFault& f) {
   }
 }
 
+// An accepted fill_at, printed as --fill-at would read it, parses back to itself.
+bool reparsed_fill_at(const crashkit::DiskFull& d) {
+  crashkit::DiskFull again;
+  return crashkit::parse_fill_at("fill_at", d.fill_at_text(), again) &&
+         again.fill_at_op == d.fill_at_op && again.fill_at == d.fill_at;
+}
+
 void check_spec(const crashkit::MatrixSpec& spec) {
   if (spec.base.target.empty()) broken("matrix: accepted without a target");
   if (spec.faults.empty()) broken("matrix: accepted without faults");
@@ -91,7 +98,9 @@ void check_spec(const crashkit::MatrixSpec& spec) {
       broken("matrix: rlimit accepted that --rlimit would refuse: " + l.text);
   if (const auto& d = spec.base.disk_full;
       d && (!crashkit::parse_disk_full("disk_full", d->text) ||
-            (d->on == crashkit::DiskFull::On::tmpfs && d->size < (64u << 10))))
+            (d->on == crashkit::DiskFull::On::tmpfs && d->size < (64u << 10)) ||
+            (d->on == crashkit::DiskFull::On::ext4 && d->size < (2u << 20)) ||
+            (d->fill_at_op > 0 && d->fill_at) || (d->fills_later() && !reparsed_fill_at(*d))))
     broken("matrix: disk_full accepted that --disk-full would refuse: " + d->text);
   const auto& t = spec.baseline;
   for (double pct : {t.recovery_p50_pct, t.recovery_p99_pct, t.cells_per_s_pct})
