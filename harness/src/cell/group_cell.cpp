@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <numeric>
 #include <random>
 
@@ -19,26 +20,60 @@
 namespace crashkit::detail {
 namespace {
 
+// The kernel's ephemeral range (ip_local_port_range): where bind(0) picks and, worse, where
+// every connect() picks its source port. A port from it, closed for the daemon to bind, can be
+// taken meanwhile by any client's connection on the machine (a replica once failed with
+// "Address already in use" that way under a parallel test suite).
+std::pair<int, int> ephemeral_range() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 32768, hi = 60999;
+  in >> lo >> hi;
+  return {lo, hi};
+}
+
+// Binds a loopback port: `port` (0: the kernel's pick). The fd, or -1 with errno set.
+int bind_loopback(int port, int& bound) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  socklen_t len = sizeof sa;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    errno = err;
+    return -1;
+  }
+  bound = ntohs(sa.sin_port);
+  return fd;
+}
+
 // Loopback ports free at the time of asking, all bound at once (so none repeats) and kept bound
 // in `held` until the cell's proxies have bound theirs; then closed for the daemons to bind.
-// Another process could take one in between (docs/replicas.md).
+// They are drawn at random below the ephemeral range, where no connect() picks its source port,
+// so only a process binding that very port could take one in between (docs/replicas.md). With
+// no room below the range (under 1000 ports), the kernel picks.
 Result<std::vector<int>> free_ports(int n, HeldPorts& held) {
+  const auto [lo, hi] = ephemeral_range();
+  (void)hi;
+  const bool below = lo - 1024 >= 1000;
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(1024, std::max(1024, lo - 1));
   std::vector<int> ports;
   for (int i = 0; i < n; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
-      int err = errno;
-      if (fd >= 0) close(fd);
+    int fd = -1, port = 0;
+    for (int attempt = 0; below && fd < 0 && attempt < 64; ++attempt)
+      fd = bind_loopback(pick(rng), port);
+    if (fd < 0) fd = bind_loopback(0, port);
+    if (fd < 0) {
+      const int err = errno;
       held.release();
       return harness_error(fmt::format("no free loopback port for a replica: {}", strerror(err)));
     }
     held.hold(fd);
-    ports.push_back(ntohs(sa.sin_port));
+    ports.push_back(port);
   }
   return ports;
 }
