@@ -284,57 +284,5 @@ TEST(ChildInCgroup, ThousandStartsInOneCgroupLeakNothing) {
   EXPECT_TRUE(test::no_children_left());
 }
 
-TEST(OutputCapture, BoundsTheFileAndKeepsTheTail) {
-  auto file = fs::temp_directory_path() / ("ck-cap-" + std::to_string(getpid()));
-  auto cap = OutputCapture::open(file, 1000);
-  ASSERT_TRUE(cap);
-  auto o = sh("i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done");
-  o.stdout_fd = cap->write_fd();
-  auto c = Child::spawn(o);
-  cap->close_write_end();
-  ASSERT_TRUE(c);
-  c->wait();
-  std::string tail = cap->finish();
-  EXPECT_EQ(last_line(tail), "line-1999");
-  auto size = fs::file_size(file);
-  EXPECT_GE(size, 1000u);
-  EXPECT_LT(size, 1100u);  // limit + the "bytes dropped" note
-  fs::remove(file);
-}
-
-// A full disk loses the output that was to be kept: that is recorded, with the file and the
-// errno, for the cell to report. /dev/full fails every write with ENOSPC.
-TEST(OutputCapture, AFullDiskIsRecordedNeverSilent) {
-  auto dir = fs::temp_directory_path() / ("ck-cap-full-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  auto file = dir / "out.log";
-  fs::create_symlink("/dev/full", file);
-  auto cap = OutputCapture::open(file, 1 << 20);
-  ASSERT_TRUE(cap) << cap.error().message;
-  auto o = sh("echo one; echo two");
-  o.stdout_fd = cap->write_fd();
-  auto c = Child::spawn(o);
-  cap->close_write_end();
-  ASSERT_TRUE(c);
-  c->wait();
-  EXPECT_EQ(last_line(cap->finish()), "two");  // the tail in memory still has it
-  auto losses = take_capture_losses(dir);
-  ASSERT_EQ(losses.size(), 1u);
-  EXPECT_EQ(losses[0].file, file);
-  EXPECT_EQ(losses[0].error, ENOSPC);
-  EXPECT_EQ(losses[0].lost_bytes, 8u);
-  EXPECT_NE(losses[0].describe().find(file.string()), std::string::npos) << losses[0].describe();
-  EXPECT_NE(losses[0].describe().find("No space left on device (ENOSPC)"), std::string::npos)
-      << losses[0].describe();
-  EXPECT_TRUE(take_capture_losses(dir).empty());  // taken once
-  fs::remove_all(dir);
-}
-
-TEST(OutputCapture, UnwritableArtifactIsAUsageError) {
-  auto cap = OutputCapture::open("/nonexistent-dir/out.log", 10);
-  ASSERT_FALSE(cap);
-  EXPECT_EQ(cap.error().kind, ErrorKind::usage);
-}
-
 }  // namespace
 }  // namespace crashkit

@@ -1,10 +1,13 @@
 // `crashkit run` end to end against the notify fixture: every outcome and every error path,
 // with the exit codes of DESIGN.md section 4.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "../support/cli_runner.hpp"
 #include "../support/process_checks.hpp"
@@ -32,6 +35,34 @@ TEST(CliRun, CleanDaemonPassesSigkillAndSigtermCycles) {
     EXPECT_NE(r.output.find("pass: 3 cycle(s)"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("recovery (restart -> READY)"), std::string::npos) << r.output;
   }
+  EXPECT_TRUE(test::no_children_left());
+}
+
+// Every start writes its own target.CYCLE.START.stdout/.stderr, whether the pipes are kept
+// across starts (a cgroup containment) or made per start (the marker).
+TEST(CliRun, EachStartKeepsItsOwnOutputFiles) {
+  namespace fs = std::filesystem;
+  const fs::path base = fs::temp_directory_path() / ("ck-starts-" + std::to_string(getpid()));
+  for (const char* mode : {"", "marker"}) {
+    fs::remove_all(base);
+    std::vector<std::string> env;
+    if (*mode != '\0') env.push_back(std::string("CRASHKIT_CONTAINMENT=") + mode);
+    auto r = test::run_cli({kCli, "run", "--fault", "sigkill", "--cycles", "3", "--keep",
+                            "--run-dir", base.string(), "--", "/bin/sh", "-c",
+                            "echo out $CRASHKIT_CYCLE; echo err $CRASHKIT_CYCLE >&2; exec " +
+                                kFixture + " --mode ready"},
+                           std::chrono::minutes(2), env);
+    ASSERT_EQ(r.code(), 0) << mode << "\n" << r.output;
+    for (auto [cycle, start] : {std::pair{0, 0}, {1, 1}, {2, 1}, {3, 1}}) {
+      const fs::path prefix = base / "artifacts" / fmt::format("target.{}.{}", cycle, start);
+      std::ifstream out(prefix.string() + ".stdout"), err(prefix.string() + ".stderr");
+      std::string o((std::istreambuf_iterator<char>(out)), {});
+      std::string e((std::istreambuf_iterator<char>(err)), {});
+      EXPECT_EQ(o, fmt::format("out {}\n", cycle)) << mode << " " << prefix;
+      EXPECT_EQ(e, fmt::format("err {}\n", cycle)) << mode << " " << prefix;
+    }
+  }
+  fs::remove_all(base);
   EXPECT_TRUE(test::no_children_left());
 }
 

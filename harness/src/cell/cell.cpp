@@ -121,7 +121,7 @@ CellResult CellRun::run_signal_fault() {
       continue;
     }
     daemon.reset();
-    say(fault_line(cycle, cr));
+    if (log_) say(fault_line(cycle, cr));  // formatted only when someone listens
     if (auto v = cut_power(cycle, cr)) return end_on(result, cr, *v);
     if (auto v = disk_release()) return end_on(result, cr, *v);
     if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);

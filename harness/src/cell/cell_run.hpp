@@ -203,7 +203,11 @@ class CellRun {
     o.limits = spec_.rlimits;
     o.memory_cgroup_procs = memory_ && member == nullptr ? memory_->procs_fd() : -1;
     o.containment = member != nullptr ? &member->containment : &daemons_;
-    return Daemon::start(o, member != nullptr ? member->rx : rx_);
+    // One pair of capture pipes for every start of a lone daemon, where a cgroup guarantees
+    // each start's processes are all gone before the next (Daemon::KeptPipes).
+    if (member == nullptr && daemons_.mode() == Containment::Mode::cgroup)
+      o.kept_pipes = &kept_pipes_;
+    return Daemon::start(std::move(o), member != nullptr ? member->rx : rx_);
   }
 
   // --ready-when (ready_when.cpp): the probe instead of READY=1, and the timeout's wording.
@@ -255,7 +259,8 @@ class CellRun {
     if (auto why = await_ready(*daemon, &recovery))
       return Verdict{Outcome::not_ready, fmt::format("cycle {}: after restart: {}", cycle, *why)};
     cr.recovery = recovery;
-    say(fmt::format("cycle {}: recovered, READY after {}", cycle, format_duration(recovery)));
+    if (log_)  // per cycle: a quiet run does not format it
+      say(fmt::format("cycle {}: recovered, READY after {}", cycle, format_duration(recovery)));
     return run_checks(spec_.check_online, cycle, "online");
   }
 
@@ -349,6 +354,7 @@ class CellRun {
   // Every start of the target joins daemons_; every command joins commands_. Each is killed
   // whole when its daemon or command ends (docs/architecture.md, "Containment").
   Containment daemons_ = Containment::create();
+  Daemon::KeptPipes kept_pipes_;  // the target's stdout/stderr across its starts
   Containment commands_ = Containment::create();
   // A workload left running in the background while a fault lands (sigkill-after): the
   // commands run meanwhile (a leader command) end by killing commands_, never the workload.

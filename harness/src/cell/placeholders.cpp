@@ -125,7 +125,10 @@ std::vector<std::string> child_environment(const std::vector<std::string>& extra
       if (key_of(e) == key) return true;
     return false;
   };
+  std::size_t n = 0;
+  while (environ != nullptr && environ[n] != nullptr) ++n;
   std::vector<std::string> env;
+  env.reserve(n + extra.size() + 2);  // + NOTIFY_SOCKET and a marker, added later
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
     if (!dropped(key_of(kv))) env.emplace_back(kv);

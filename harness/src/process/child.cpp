@@ -34,12 +34,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <utility>
 
 #include "crashkit/harness/sentinel.hpp"
@@ -244,6 +246,23 @@ Error start_failure(pid_t pid, const ChildPlan& plan, const std::string& argv0) 
 
 }  // namespace
 
+namespace {
+
+// "/a/b" with no empty, "." or ".." component and no trailing slash: what lexically_normal()
+// of an absolute path would return unchanged.
+bool is_absolute_and_normal(std::string_view p) {
+  if (p.size() < 2 || p.front() != '/' || p.back() == '/') return false;
+  for (std::size_t at = 1; at <= p.size();) {
+    std::size_t end = std::min(p.find('/', at), p.size());
+    std::string_view part = p.substr(at, end - at);
+    if (part.empty() || part == "." || part == "..") return false;
+    at = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 void become_subreaper() {
   static std::once_flag once;
   std::call_once(once, [] { prctl(PR_SET_CHILD_SUBREAPER, 1); });
@@ -260,7 +279,9 @@ Result<std::string> resolve_executable(const std::string& name) {
   if (name.empty()) return usage_error("target: empty command; give the daemon to run after --");
   if (name.find('/') != std::string::npos) {
     int e = check(name);
-    // Absolute, because the child may chdir (into the run dir) before it execs.
+    // Absolute, because the child may chdir (into the run dir) before it execs. A path that
+    // already is (every restart of a cell's target) is returned as it is, unparsed.
+    if (e == 0 && is_absolute_and_normal(name)) return name;
     if (e == 0) return std::filesystem::absolute(name).lexically_normal().string();
     if (e == EACCES)
       return usage_error(fmt::format("target '{}' is not executable; chmod +x it", name));
@@ -290,12 +311,9 @@ Result<Child> Child::spawn(const SpawnOptions& options) {
 
   // Everything the child touches is built here, before vfork.
   std::vector<char*> argv = c_array(options.argv);
-  std::vector<std::string> marked;
-  if (options.containment != nullptr) {
-    marked = options.env;
-    marked.push_back(options.containment->marker());
-  }
-  std::vector<char*> envp = c_array(options.containment != nullptr ? marked : options.env);
+  std::vector<char*> envp = c_array(options.env);
+  if (options.containment != nullptr)  // the marker, before the terminating null
+    envp.insert(envp.end() - 1, const_cast<char*>(options.containment->marker().c_str()));
 
   ChildPlan plan;
   plan.path = path->c_str();

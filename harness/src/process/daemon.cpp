@@ -13,20 +13,36 @@
 
 namespace crashkit {
 
-Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
-  std::optional<OutputCapture> out, err;
+namespace {
+
+// The capture for "<prefix><suffix>": a new one in `slot`, or the kept one pointed at the file.
+std::optional<Error> capture_into(std::optional<OutputCapture>& slot, const std::string& file,
+                                  std::size_t limit, bool kept) {
+  if (kept && slot) {
+    slot->rotate(file);
+    return std::nullopt;
+  }
+  auto c = OutputCapture::open(file, limit, OutputCapture::FileCreation::on_first_byte);
+  if (!c) return c.error();
+  slot.emplace(std::move(*c));
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<Daemon> Daemon::start(Options o, NotifyReceiver& rx) {
+  std::optional<OutputCapture> owned_out, owned_err;
+  KeptPipes* kept = o.artifact_prefix.empty() ? nullptr : o.kept_pipes;
+  auto& out = kept != nullptr ? kept->out : owned_out;
+  auto& err = kept != nullptr ? kept->err : owned_err;
   if (!o.artifact_prefix.empty()) {
-    constexpr auto lazily = OutputCapture::FileCreation::on_first_byte;
-    auto a = OutputCapture::open(o.artifact_prefix.string() + ".stdout", o.capture_limit, lazily);
-    if (!a) return a.error();
-    auto b = OutputCapture::open(o.artifact_prefix.string() + ".stderr", o.capture_limit, lazily);
-    if (!b) return b.error();
-    out.emplace(std::move(*a));
-    err.emplace(std::move(*b));
+    const std::string prefix = o.artifact_prefix.string();
+    if (auto e = capture_into(out, prefix + ".stdout", o.capture_limit, kept != nullptr)) return *e;
+    if (auto e = capture_into(err, prefix + ".stderr", o.capture_limit, kept != nullptr)) return *e;
   }
   SpawnOptions s;
-  s.argv = o.argv;
-  s.env = o.env;
+  s.argv = std::move(o.argv);
+  s.env = std::move(o.env);
   s.env.push_back("NOTIFY_SOCKET=" + rx.address());
   s.user = o.user;
   s.cwd = o.cwd;
@@ -40,11 +56,18 @@ Result<Daemon> Daemon::start(const Options& o, NotifyReceiver& rx) {
   rx.reset_state();
   auto started_at = Clock::now();
   auto child = Child::spawn(s);
-  if (out) out->close_write_end();
-  if (err) err->close_write_end();
-  if (!child) return child.error();
+  if (kept == nullptr && out) out->close_write_end();
+  if (kept == nullptr && err) err->close_write_end();
+  if (!child) {
+    if (kept != nullptr) {
+      kept->out->settle();
+      kept->err->settle();
+    }
+    return child.error();
+  }
   rx.set_main_pid(child->pid());
-  Daemon d(std::move(*child), rx, std::move(out), std::move(err));
+  Daemon d(std::move(*child), rx, std::move(owned_out), std::move(owned_err));
+  d.kept_ = kept;
   d.started_at_ = started_at;
   d.containment_ = o.containment;
   return d;
@@ -59,6 +82,7 @@ Daemon::Daemon(Daemon&& o) noexcept
       rx_(o.rx_),
       out_(std::move(o.out_)),
       err_(std::move(o.err_)),
+      kept_(o.kept_),
       started_at_(o.started_at_),
       main_pid_(o.main_pid_),
       main_pidfd_(o.main_pidfd_),
@@ -202,8 +226,7 @@ Daemon::Stop Daemon::stop(int sig, Duration timeout) {
   if (containment_ != nullptr) s.outlived = containment_->kill_all({child_.pid()});
   child_.kill_and_reap();  // the started process (if it still runs) and the group
   clear_process_group(escaped_pgid_);
-  if (out_) out_->finish();
-  if (err_) err_->finish();
+  end_captures();
   finished_ = true;
   return s;
 }
@@ -236,22 +259,35 @@ Daemon::Stop Daemon::kill() {
     s.status = child_.kill_and_reap();
   }
   if (containment_ != nullptr && !one_cgroup) s.outlived = containment_->kill_all();
-  if (out_) out_->finish();
-  if (err_) err_->finish();
+  end_captures();
   finished_ = true;
   return s;
 }
 
+// Every process of the start is dead by now (killed and reaped, the containment emptied), so a
+// kept pipe holds all the start wrote and nothing more will come.
+void Daemon::end_captures() {
+  for (OutputCapture* c : {out(), err()}) {
+    if (c == nullptr) continue;
+    if (kept_ != nullptr)
+      c->settle();
+    else
+      c->finish();
+  }
+}
+
 std::filesystem::path Daemon::stderr_file() const {
-  return err_ ? err_->file() : std::filesystem::path();
+  const OutputCapture* e = kept_ != nullptr ? &*kept_->err : err_ ? &*err_ : nullptr;
+  return e != nullptr ? e->file() : std::filesystem::path();
 }
 
 std::string Daemon::stderr_tail() {
-  if (!err_) return {};
+  OutputCapture* e = err();
+  if (e == nullptr) return {};
   // Once the daemon is gone, what it wrote may still sit in the pipe, not yet read by the
   // capture thread: drain it first, or "exited before READY" would lose its last words.
-  if (!alive()) return err_->finish();
-  return err_->tail();
+  if (!alive()) return kept_ != nullptr ? e->sync() : e->finish();
+  return e->tail();
 }
 
 }  // namespace crashkit

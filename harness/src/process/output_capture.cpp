@@ -29,6 +29,9 @@ struct OutputCapture::State {
   std::size_t limit = 0;
   std::size_t written = 0;
   std::size_t dropped = 0;
+  // Held while reading the pipe and writing the file: by the pump thread, and by the owner's
+  // thread for settle(), rotate() and sync() (a kept pipe is read on both). Taken before mu.
+  std::mutex io;
   mutable std::mutex mu;
   std::string tail;
   bool done = false;    // the pump let go of it after a finish() request (guarded by mu)
@@ -69,6 +72,11 @@ struct OutputCapture::State {
   }
 
   void consume(const char* data, std::size_t n) {
+    if (path.empty()) {  // a kept pipe between starts: no file is this output's (see settle())
+      dropped += n;
+      keep_tail(data, n);
+      return;
+    }
     if (file_fd < 0 && !create_failed) {
       file_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       create_failed = file_fd < 0;
@@ -91,6 +99,10 @@ struct OutputCapture::State {
 
   // Reads what the pipe holds now. False at EOF (every writer closed) or on an error.
   bool drain() {
+    std::lock_guard lock(io);
+    return drain_locked();
+  }
+  bool drain_locked() {
     char buf[16384];
     while (true) {
       ssize_t n = ::read(read_fd, buf, sizeof buf);
@@ -112,6 +124,9 @@ struct OutputCapture::State {
     if (file_fd >= 0 && ::close(file_fd) != 0 && errno != EINTR) note("closing", "closing");
     file_fd = -1;
   }
+
+  // Once the file is closed: its loss, if any, goes where the cell that owns the file finds it.
+  void record_loss();
 };
 
 namespace {
@@ -126,6 +141,19 @@ LossRecord& loss_record() {
   static auto* record = new LossRecord();
   return *record;
 }
+
+}  // namespace
+
+void OutputCapture::State::record_loss() {
+  if (loss.error == 0) return;
+  loss.file = path;
+  auto& r = loss_record();
+  std::lock_guard lock(r.mu);
+  r.losses.push_back(loss);
+  loss = CaptureLoss{};  // recorded once, even if a kept pipe is settled twice
+}
+
+namespace {
 
 bool is_under(const std::filesystem::path& file, const std::filesystem::path& dir) {
   return std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end();
@@ -156,7 +184,8 @@ namespace {
 // One thread drains every capture of the process (epoll), instead of a thread per capture: a
 // `crashkit run --cycles` loop starts two captures per cycle, and creating and ending two
 // threads each time was a measurable part of its cost. Created on first use, never destroyed
-// (it may be needed until the last static destructor runs); it holds no lock while it reads.
+// (it may be needed until the last static destructor runs). It holds a capture's io lock while
+// it reads that capture, and no other lock.
 class CapturePump {
  public:
   static CapturePump& instance() {
@@ -310,12 +339,41 @@ std::string OutputCapture::finish() {
     close(s_->read_fd);
     s_->read_fd = -1;
     s_->close_file();
-    if (s_->loss.error != 0) {
-      s_->loss.file = s_->path;
-      auto& r = loss_record();
-      std::lock_guard lock(r.mu);
-      r.losses.push_back(s_->loss);
-    }
+    s_->record_loss();
+  }
+  return tail();
+}
+
+void OutputCapture::settle() {
+  if (!s_ || s_->read_fd < 0) return;
+  std::lock_guard io(s_->io);
+  s_->drain_locked();
+  s_->close_file();
+  s_->record_loss();
+  s_->path.clear();
+}
+
+void OutputCapture::rotate(const std::filesystem::path& next) {
+  if (!s_) return;
+  std::lock_guard io(s_->io);
+  if (!s_->path.empty()) {  // settle() was skipped: end the previous file as it would have
+    s_->drain_locked();
+    s_->close_file();
+    s_->record_loss();
+  }
+  s_->path = next.string();
+  s_->written = s_->dropped = 0;
+  s_->loss = CaptureLoss{};
+  s_->create_failed = s_->write_failed = false;
+  std::lock_guard lock(s_->mu);
+  s_->tail.clear();
+}
+
+std::string OutputCapture::sync() {
+  if (!s_) return {};
+  if (s_->read_fd >= 0) {
+    std::lock_guard io(s_->io);
+    s_->drain_locked();
   }
   return tail();
 }
@@ -328,45 +386,6 @@ std::string OutputCapture::tail() const {
   if (!s_) return {};
   std::lock_guard lock(s_->mu);
   return s_->tail;
-}
-
-namespace {
-
-// The first line of `text` that reads as an error, trimmed and shortened; empty if none.
-std::string first_error_line(const std::string& text, std::size_t max) {
-  static constexpr std::string_view kWords[] = {"error", "fatal",  "invalid", "cannot", "can't",
-                                                "failed", "denied", "panic",  "refuse", "abort"};
-  for (std::size_t at = 0; at < text.size();) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(at, end - at);
-    at = end + 1;
-    std::string lower;
-    for (char c : line) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (std::any_of(std::begin(kWords), std::end(kWords),
-                    [&](std::string_view w) { return lower.find(w) != std::string::npos; }))
-      return last_line(line, max);
-  }
-  return {};
-}
-
-}  // namespace
-
-std::string explaining_lines(const std::string& head, const std::string& tail, std::size_t max) {
-  const std::string last = last_line(tail, max);
-  std::string first = first_error_line(head, max);
-  if (first.empty()) first = first_error_line(tail, max);
-  return first.empty() || first == last ? last : first + " ... " + last;
-}
-
-std::string last_line(const std::string& text, std::size_t max) {
-  std::size_t end = text.find_last_not_of(" \t\r\n");
-  if (end == std::string::npos) return {};
-  std::size_t start = text.rfind('\n', end);
-  start = start == std::string::npos ? 0 : start + 1;
-  std::string line = text.substr(start, end - start + 1);
-  if (line.size() > max) line = line.substr(0, max) + "...";
-  return line;
 }
 
 }  // namespace crashkit

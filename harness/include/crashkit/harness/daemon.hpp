@@ -23,6 +23,15 @@ namespace crashkit {
 
 class Daemon {
  public:
+  // The stdout and stderr pipes of one daemon, kept by the caller across its starts (a cell's
+  // restarts; OutputCapture::rotate): a start costs no pipes, and its exit no wake-up of the
+  // capture thread. Each start still writes its own "<prefix>.stdout" / ".stderr". Only for
+  // starts in a cgroup Containment, where every process of a start is dead before the next
+  // one begins, so no late writer puts one start's output in the next one's file.
+  struct KeptPipes {
+    std::optional<OutputCapture> out, err;
+  };
+
   struct Options {
     std::vector<std::string> argv;
     std::vector<std::string> env;  // NOTIFY_SOCKET is added by start()
@@ -36,10 +45,13 @@ class Daemon {
     int memory_cgroup_procs = -1;       // SpawnOptions::memory_cgroup_procs
     // Every start joins it; stop() and kill() end with containment->kill_all(). Not owned.
     const Containment* containment = nullptr;
+    // Non-null: the captures live here across starts instead of in this Daemon. Not owned.
+    KeptPipes* kept_pipes = nullptr;
   };
 
-  // Resets the receiver's state, spawns the target with NOTIFY_SOCKET set.
-  static Result<Daemon> start(const Options& options, NotifyReceiver& receiver);
+  // Resets the receiver's state, spawns the target with NOTIFY_SOCKET set. Takes the options by
+  // value: argv and env move on into the spawn (pass std::move(o) in a restart loop).
+  static Result<Daemon> start(Options options, NotifyReceiver& receiver);
 
   enum class Ready { ready, exited, timeout };
   struct ReadyWait {
@@ -94,11 +106,16 @@ class Daemon {
   // Adopts an announced MAINPID that is not the started process.
   void follow_main_pid();
   std::optional<ExitStatus> reap_main();
+  // The captures of this start (kept_ or owned), and ending them once the start is over.
+  OutputCapture* out() { return kept_ != nullptr ? &*kept_->out : out_ ? &*out_ : nullptr; }
+  OutputCapture* err() { return kept_ != nullptr ? &*kept_->err : err_ ? &*err_ : nullptr; }
+  void end_captures();
 
   Child child_;
   NotifyReceiver* rx_;
   std::optional<OutputCapture> out_;
   std::optional<OutputCapture> err_;
+  KeptPipes* kept_ = nullptr;
   Clock::time_point started_at_;
   pid_t main_pid_ = -1;  // announced MAINPID when it differs from the started pid
   int main_pidfd_ = -1;

@@ -41,6 +41,19 @@ class OutputCapture {
   std::string finish();
   // Tail so far (thread-safe).
   std::string tail() const;
+  // Reads what the pipe holds now, on the caller's thread, and returns the tail: complete for a
+  // process that has exited even while others still hold the pipe.
+  std::string sync();
+
+  // A pipe kept across the starts of one daemon (Daemon::KeptPipes): its owner never calls
+  // close_write_end(), so the pipe does not reach EOF between starts and costs no new pipe, no
+  // epoll change and no wake-up of the capture thread per start. settle() ends a start: it
+  // drains what the pipe holds into the file and closes it (bytes arriving after it reach only
+  // the tail). rotate() sends what follows to `next` (created on its first byte) with a fresh
+  // limit and tail. The caller must know that no process of the ended start holds the pipe any
+  // more (they were killed and reaped), or their late output would land in `next`.
+  void settle();
+  void rotate(const std::filesystem::path& next);
   // The file it writes to (which may not exist yet: FileCreation::on_first_byte).
   std::filesystem::path file() const;
 
