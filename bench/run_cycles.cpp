@@ -4,7 +4,7 @@
 // so machine noise hits both alike. Then one long run's per-cycle cost, from the daemon's own
 // READY stamps, by decade of cycles: flat from cycle 1 to 10,000 means no per-cycle growth.
 //
-//   run_cycles [CYCLES_PER_ROUND=500] [ROUNDS=11] [LONG_RUN=10000]
+//   run_cycles [CYCLES_PER_ROUND=1000] [ROUNDS=9] [LONG_RUN=10000]
 //
 // A run of N cycles starts the daemon N+1 times (N SIGKILLs and restarts, a final SIGTERM), so the
 // floor loop runs N+1 cycles per round. crashkit's own start-up is inside its time.
@@ -120,8 +120,8 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int per_round = argc > 1 ? std::atoi(argv[1]) : 500;
-  const int rounds = argc > 2 ? std::atoi(argv[2]) : 11;
+  const int per_round = argc > 1 ? std::atoi(argv[1]) : 1000;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 9;
   const int long_run = argc > 3 ? std::atoi(argv[3]) : 10000;
   if (per_round < 1 || rounds < 1 || long_run < 10) {
     fmt::print(stderr, "usage: run_cycles [CYCLES_PER_ROUND>=1] [ROUNDS>=1] [LONG_RUN>=10]\n");

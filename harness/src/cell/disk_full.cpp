@@ -16,9 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <future>
-#include <iterator>
 
 #include "cell/ext4_image.hpp"
 #include "crashkit/crash_protocol.hpp"
@@ -217,12 +215,17 @@ std::string DiskFill::await_acks(std::uint64_t acks, std::promise<std::string>& 
   });
   std::uint64_t offset = 0;
   std::string partial;
+  // The ledger, opened once it exists and read on from `offset` at each wake-up: the workload
+  // appends to it (the ledger tools never replace it), so one descriptor sees every line.
+  int ledger = -1;
   auto count = [&] {  // the "acked" lines appended since the last call
-    std::ifstream f(ledger_, std::ios::binary);
-    if (!f || !f.seekg(static_cast<std::streamoff>(offset))) return;
-    std::string chunk((std::istreambuf_iterator<char>(f)), {});
-    offset += chunk.size();
-    partial += chunk;
+    if (ledger < 0) ledger = ::open(ledger_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ledger < 0) return;
+    char buf[16384];
+    for (ssize_t n; (n = ::pread(ledger, buf, sizeof buf, static_cast<off_t>(offset))) > 0;) {
+      offset += static_cast<std::uint64_t>(n);
+      partial.append(buf, static_cast<std::size_t>(n));
+    }
     for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n')) {
       acks_seen_ += partial.starts_with("acked ");
       partial.erase(0, nl + 1);
@@ -252,6 +255,7 @@ std::string DiskFill::await_acks(std::uint64_t acks, std::promise<std::string>& 
   }
   if (in >= 0) ::close(in);
   if (wake >= 0) ::close(wake);
+  if (ledger >= 0) ::close(ledger);
   return why;
 }
 

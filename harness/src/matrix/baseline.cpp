@@ -21,10 +21,7 @@ constexpr int kFormat = 1;                   // "crashkit_baseline": the file's 
 constexpr std::size_t kMaxBytes = 64 << 20;  // far above any real matrix's baseline
 constexpr double kMaxMillis = 1e12;          // about 31 years: any larger is a bad file
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using markup::median;
 
 // Nearest rank: the smallest sample with at least p% of the samples at or below it.
 double percentile(std::vector<double> v, double p) {

@@ -35,13 +35,13 @@ std::vector<double> sorted_recoveries(const Baseline& b) {
 }
 
 // x: the cell's rank as a fraction of the cells (0..1); y: its recovery time.
-std::string curve(const std::vector<double>& ms, double max, const char* cls, int left, int w,
-                  int h) {
+std::string curve(const std::vector<double>& ms, const markup::MsPlot& plot, const char* cls,
+                  int left, int w) {
   if (ms.empty()) return "";
   std::string points;
   for (std::size_t i = 0; i < ms.size(); ++i) {
     double x = left + (ms.size() == 1 ? 0.5 : static_cast<double>(i) / (ms.size() - 1)) * w;
-    double y = 10 + h - ms[i] / max * h;
+    double y = plot.y(ms[i]);
     points += fmt::format("{:.1f},{:.1f} ", x, y);
   }
   return fmt::format("<polyline class=\"{}\" fill=\"none\" points=\"{}\"/>\n", cls, points);
@@ -54,17 +54,10 @@ std::string recovery_against_baseline(const BaselineVerdict& v) {
   for (const auto* s : {&before, &now})
     if (!s->empty()) max = std::max(max, s->back());
   const int left = 60, w = 520, h = 220;
-  std::string svg = fmt::format(
-      "<svg class=\"plot\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" "
-      "aria-label=\"recovery time against the baseline\">\n",
-      left + w + 260, h + 40, left + w + 260, h + 40);
-  auto y_of = [&](double ms) { return 10 + h - ms / max * h; };
-  for (double tick : {0.0, max / 2, max})
-    svg += fmt::format(
-        "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"tick\"/>"
-        "<text x=\"{}\" y=\"{:.1f}\" class=\"axis\" text-anchor=\"end\">{:.1f} ms</text>\n",
-        left, left + w, y_of(tick), y_of(tick), left - 6, y_of(tick) + 4, tick);
-  svg += curve(before, max, "before", left, w, h) + curve(now, max, "now", left, w, h);
+  const markup::MsPlot plot{max, h};
+  std::string svg =
+      plot.open(left + w + 260, h + 40, "recovery time against the baseline", left, left + w);
+  svg += curve(before, plot, "before", left, w) + curve(now, plot, "now", left, w);
   int legend_y = 24;
   for (auto [label, b, cls] :
        {std::tuple{"baseline", &v.before, "before"}, std::tuple{"this run", &v.now, "now"}}) {

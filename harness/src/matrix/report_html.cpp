@@ -147,23 +147,14 @@ std::string recovery_plot(const std::vector<MatrixResult>& results) {
   for (const auto& r : results)
     if (auto ms = recovery_ms(r)) bars.emplace_back(&r, *ms);
   if (bars.empty()) return "<p>No cell restarted the daemon.</p>\n";
-  std::vector<double> sorted;
-  for (auto& b : bars) sorted.push_back(b.second);
-  std::sort(sorted.begin(), sorted.end());
-  double median = sorted[sorted.size() / 2], max = std::max(sorted.back(), 1e-3);
+  std::vector<double> all;
+  for (auto& b : bars) all.push_back(b.second);
+  const double median = markup::median(all);
   const int left = 60, plot_h = 220, bar_w = 8, gap = 2;
   int width = left + static_cast<int>(bars.size()) * (bar_w + gap) + 20;
-  int height = plot_h + 40;
-  std::string svg = fmt::format(
-      "<svg class=\"plot\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" "
-      "aria-label=\"recovery time per cell\">\n",
-      width, height, width, height);
-  auto y_of = [&](double ms) { return 10 + plot_h - ms / max * plot_h; };
-  for (double tick : {0.0, max / 2, max})
-    svg += fmt::format(
-        "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"tick\"/>"
-        "<text x=\"{}\" y=\"{:.1f}\" class=\"axis\" text-anchor=\"end\">{:.1f} ms</text>\n",
-        left, width - 10, y_of(tick), y_of(tick), left - 6, y_of(tick) + 4, tick);
+  const markup::MsPlot plot{std::max(*std::max_element(all.begin(), all.end()), 1e-3), plot_h};
+  auto y_of = [&](double ms) { return plot.y(ms); };
+  std::string svg = plot.open(width, plot_h + 40, "recovery time per cell", left, width - 10);
   for (std::size_t i = 0; i < bars.size(); ++i) {
     auto [r, ms] = bars[i];
     double y = y_of(ms);

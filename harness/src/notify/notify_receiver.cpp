@@ -244,23 +244,29 @@ NotifyReceiver::Wake NotifyReceiver::wait(const std::function<bool(const NotifyS
   std::vector<pollfd> fds;
   fds.push_back({fd_, POLLIN, 0});
   for (int w : watch) fds.push_back({w, POLLIN, 0});
+  // systemd extends the start timeout; a running daemon's waits (the delay of a SIGKILL, a
+  // workload's timeout) are not the daemon's to stretch.
+  auto extend = [&] {
+    if (state_.extended_until && !state_.ready)
+      deadline = std::max(deadline, *state_.extended_until);
+  };
+  // The last poll's count: its revents say whether a watched fd turned readable, so the fds are
+  // not probed again before each sleep (a wait runs twice per cycle of a kill loop).
+  int n = 0;
   while (true) {
     drain();
     if (done(state_)) return Wake::condition;
-    // systemd extends the start timeout; a running daemon's waits (the delay of a SIGKILL, a
-    // workload's timeout) are not the daemon's to stretch.
-    if (state_.extended_until && !state_.ready)
-      deadline = std::max(deadline, *state_.extended_until);
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      pollfd probe{fds[i].fd, POLLIN, 0};
-      if (poll(&probe, 1, 0) > 0) {
-        drain();  // the daemon may have said something just before it died
-        return done(state_) ? Wake::condition : Wake::watched_fd;
-      }
-    }
+    extend();
     auto now = Clock::now();
+    // Past the deadline, one look first: a daemon that died is that, not a timeout.
+    if (n <= 0 && now >= deadline) n = poll(fds.data(), fds.size(), 0);
+    for (std::size_t i = 1; n > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      drain();  // the daemon may have said something just before it died
+      return done(state_) ? Wake::condition : Wake::watched_fd;
+    }
     if (now >= deadline) return Wake::timeout;
-    int n = poll(fds.data(), fds.size(), poll_timeout_ms(deadline - now));
+    n = poll(fds.data(), fds.size(), poll_timeout_ms(deadline - now));
     if (n < 0 && errno != EINTR) return Wake::timeout;
   }
 }
