@@ -108,6 +108,7 @@ TEST(OutputCapture, AKeptPipeGivesEachStartItsOwnFile) {
   run_on(*cap, "echo first; echo again");
   cap->settle();
   EXPECT_EQ(slurp(dir.path / "t.0"), "first\nagain\n");  // whole once settled: no wait
+  EXPECT_EQ(cap->file(), dir.path / "t.0");              // still named for the report quoting it
   cap->rotate(dir.path / "t.1");
   EXPECT_EQ(cap->tail(), "");  // the next start's tail starts empty
   run_on(*cap, "true");

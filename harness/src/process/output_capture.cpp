@@ -22,7 +22,8 @@ struct OutputCapture::State {
   int read_fd = -1;
   int write_fd = -1;
   int file_fd = -1;
-  std::string path;  // created on the first byte when file_fd is -1 (FileCreation)
+  std::string path;      // created on the first byte when file_fd is -1 (FileCreation)
+  bool settled = false;  // a kept pipe's start ended (settle()) and the next has not begun
   bool create_failed = false;
   bool write_failed = false;
   CaptureLoss loss;  // loss.error != 0: something was not kept (recorded by finish())
@@ -72,7 +73,7 @@ struct OutputCapture::State {
   }
 
   void consume(const char* data, std::size_t n) {
-    if (path.empty()) {  // a kept pipe between starts: no file is this output's (see settle())
+    if (settled) {  // a kept pipe between starts: no file is this output's (see settle())
       dropped += n;
       keep_tail(data, n);
       return;
@@ -350,18 +351,19 @@ void OutputCapture::settle() {
   s_->drain_locked();
   s_->close_file();
   s_->record_loss();
-  s_->path.clear();
+  s_->settled = true;  // file() still names it: the start's output is there
 }
 
 void OutputCapture::rotate(const std::filesystem::path& next) {
   if (!s_) return;
   std::lock_guard io(s_->io);
-  if (!s_->path.empty()) {  // settle() was skipped: end the previous file as it would have
+  if (!s_->settled) {  // settle() was skipped: end the previous file as it would have
     s_->drain_locked();
     s_->close_file();
     s_->record_loss();
   }
   s_->path = next.string();
+  s_->settled = false;
   s_->written = s_->dropped = 0;
   s_->loss = CaptureLoss{};
   s_->create_failed = s_->write_failed = false;
