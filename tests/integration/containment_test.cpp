@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -161,6 +162,40 @@ std::vector<Case> all_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Leavers, Containment_, ::testing::ValuesIn(all_cases()), name_of);
+
+// This process's cgroup v2 directory ("" without one): the mount point of cgroup2 joined with
+// the path /proc/self/cgroup gives (the mount's root is / where crashkit makes cgroups).
+fs::path own_cgroup_dir() {
+  std::ifstream cg("/proc/self/cgroup"), mounts("/proc/mounts");
+  std::string line, own, dev, at, type;
+  while (std::getline(cg, line))
+    if (line.rfind("0::", 0) == 0) own = line.substr(3);
+  while (mounts >> dev >> at >> type && std::getline(mounts, line))
+    if (type == "cgroup2") return fs::path(at + own);
+  return {};
+}
+
+// A command of the cell that leaves a cgroup directory inside its own (as a crashkit it runs
+// does when it is killed): the cell's directories are still removed, not left in the
+// harness's cgroup. Found nowhere under the test's cgroup afterwards.
+TEST(ContainmentCgroup, DirectoriesACommandMadeInsideTheCellGoWithIt) {
+  if (Containment::process_mode() != Containment::Mode::cgroup)
+    GTEST_SKIP() << "crashkit may not create cgroups here";
+  const fs::path own = own_cgroup_dir();
+  ASSERT_FALSE(own.empty());
+  const std::string name = "ck-nested-" + std::to_string(getpid());
+  auto r = test::run_cli({kCli, "run", "--workload",
+                          "mkdir \"$(awk '$3==\"cgroup2\"{print $2; exit}' /proc/mounts)$(sed -n "
+                          "'s/^0:://p' /proc/self/cgroup)/" +
+                              name + "\"",
+                          "--", kFixture, "--mode", "ready"});
+  ASSERT_EQ(r.code(), 0) << r.output;
+  std::error_code ec;
+  int found = 0;
+  for (fs::recursive_directory_iterator it(own, ec), end; !ec && it != end; it.increment(ec))
+    found += it->path().filename() == name;
+  EXPECT_EQ(found, 0) << "a " << name << " directory was left under " << own;
+}
 
 }  // namespace
 }  // namespace crashkit

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string_view>
 #include <vector>
@@ -124,6 +125,18 @@ std::string make_base() {
     return {};
   }
   return base;
+}
+
+// Removes `dir` and every directory below it, deepest first. A crashkit that one of the cell's
+// commands ran (`crashkit verify` in a check, a nested `crashkit run`) makes its own cgroup
+// directories inside the cell's, and when it is killed nothing removes them: the cell's directory
+// would then stay in the harness's cgroup for good (rmdir: EBUSY). A directory that still holds
+// a process stays.
+void remove_cgroup_tree(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory(ec) && !it->is_symlink(ec)) remove_cgroup_tree(it->path());
+  ::rmdir(dir.c_str());
 }
 
 bool owned_pid(std::initializer_list<pid_t> owned, pid_t p) {
@@ -299,7 +312,8 @@ Containment::~Containment() {
   kill_all();
   for (int fd : {procs_fd_, members_fd_, dir_fd_})
     if (fd >= 0) ::close(fd);
-  if (!cgroup_dir_.empty()) ::rmdir(cgroup_dir_.c_str());
+  if (!cgroup_dir_.empty() && ::rmdir(cgroup_dir_.c_str()) != 0 && errno == EBUSY)
+    remove_cgroup_tree(cgroup_dir_);
 }
 
 }  // namespace crashkit
