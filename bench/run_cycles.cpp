@@ -138,13 +138,15 @@ int main(int argc, char** argv) {
   double t_crashkit = 0, t_floor = 0;
   std::vector<double> ratios;
   for (int r = 0; r < rounds; ++r) {
+    auto ours = [&] { return crashkit_round(per_round, fixture, dir / fmt::format("r{}", r)); };
+    auto bare = [&] { return floor_round(per_round + 1, fixture, dir / "floor.sock"); };
     double c = 0, f = 0;
     if (r % 2 == 0) {
-      c = crashkit_round(per_round, fixture, dir / fmt::format("r{}", r));
-      f = floor_round(per_round + 1, fixture, dir / "floor.sock");
+      c = ours();
+      f = bare();
     } else {
-      f = floor_round(per_round + 1, fixture, dir / "floor.sock");
-      c = crashkit_round(per_round, fixture, dir / fmt::format("r{}", r));
+      f = bare();
+      c = ours();
     }
     t_crashkit += c;
     t_floor += f;

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "../support/process_checks.hpp"
+#include "../support/shell_spawn.hpp"
 #include "crashkit/harness/containment.hpp"
 #include "crashkit/harness/output_capture.hpp"
 #include "crashkit/harness/placeholders.hpp"
@@ -21,12 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-SpawnOptions sh(const std::string& script) {
-  SpawnOptions o;
-  o.argv = {"/bin/sh", "-c", script};
-  o.env = child_environment({});
-  return o;
-}
+using test::sh;
 
 // Reads one line the child wrote to a pipe: a blocking read, so no polling.
 std::string read_line(int fd) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../support/shell_spawn.hpp"
 #include "crashkit/harness/child.hpp"
 #include "crashkit/harness/placeholders.hpp"
 
@@ -17,12 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-SpawnOptions sh(const std::string& script) {
-  SpawnOptions o;
-  o.argv = {"/bin/sh", "-c", script};
-  o.env = child_environment({});
-  return o;
-}
+using test::sh;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);

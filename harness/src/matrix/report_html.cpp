@@ -153,11 +153,10 @@ std::string recovery_plot(const std::vector<MatrixResult>& results) {
   const int left = 60, plot_h = 220, bar_w = 8, gap = 2;
   int width = left + static_cast<int>(bars.size()) * (bar_w + gap) + 20;
   const markup::MsPlot plot{std::max(*std::max_element(all.begin(), all.end()), 1e-3), plot_h};
-  auto y_of = [&](double ms) { return plot.y(ms); };
   std::string svg = plot.open(width, plot_h + 40, "recovery time per cell", left, width - 10);
   for (std::size_t i = 0; i < bars.size(); ++i) {
     auto [r, ms] = bars[i];
-    double y = y_of(ms);
+    double y = plot.y(ms);
     svg += fmt::format(
         "<rect x=\"{}\" y=\"{:.1f}\" width=\"{}\" height=\"{:.1f}\" fill=\"{}\"><title>{}: {:.2f} "
         "ms</title></rect>\n",
@@ -167,7 +166,7 @@ std::string recovery_plot(const std::vector<MatrixResult>& results) {
   svg += fmt::format(
       "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"median\"/>"
       "<text x=\"{}\" y=\"{:.1f}\" class=\"axis\" text-anchor=\"end\">median {:.2f} ms</text>\n",
-      left, width - 10, y_of(median), y_of(median), width - 10, y_of(median) - 4, median);
+      left, width - 10, plot.y(median), plot.y(median), width - 10, plot.y(median) - 4, median);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"axis\">cells, in matrix order →</text>\n",
                      left, plot_h + 30);
   return svg + "</svg>\n";
