@@ -110,21 +110,27 @@ TEST(DiskFull, FsFillsTheDataDirsOwnFileSystem) {
   EXPECT_FALSE(fs::exists(small.dir / "bad" / "disk-full.filler"));  // removed before restart
 }
 
-// A fill into the workload: the correct kvd refuses what comes after it and passes.
+// A fill into the workload: the correct kvd refuses what comes after it and passes. The note
+// says when the fill really landed; a late one (a busy machine, no real-time priority) is shown
+// as late, never as on time.
 TEST(DiskFull, FillAtLandsDuringTheWorkload) {
   if (!may_mount()) GTEST_SKIP() << "mounting a tmpfs needs CAP_SYS_ADMIN";
   Scratch runs("ck-disk-fill-at");
   auto r = run_kvd("",
                    {"--run-dir", (runs.dir / "good").string(), "--disk-full", "tmpfs:1M",
                     "--fill-at", "1ms", "--disk-free", "4K"},
-                   200);
+                   2000);
   EXPECT_EQ(r.code(), 0) << r.output;
   // Refused puts: the fill landed while the workload ran, not after it.
   EXPECT_NE(r.output.find("workload under --disk-full exited with code 1"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("filled 1ms into the first workload leaving 4096 bytes free"),
-            std::string::npos)
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m,
+                                std::regex("filled 1ms into the first workload \\(it landed "
+                                           "([0-9.]+)(us|ms|s) in\\) leaving 4096 bytes free")))
       << r.output;
+  const double landed = std::stod(m[1]) * (m[2] == "us" ? 1e-3 : m[2] == "s" ? 1e3 : 1.0);
+  EXPECT_GE(landed, 1.0) << r.output;  // never before it was asked for
 }
 
 bool may_loop_mount() {

@@ -16,6 +16,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 
@@ -72,6 +73,7 @@ class DiskFill {
   std::uint64_t acks_at_fill_ = 0;           // guarded by mu_ once set
   std::atomic<pid_t> workload_pgid_{0};      // 0: not yet started; -1: none will be
   std::uint64_t taken_ = 0;                  // guarded by mu_
+  std::optional<Duration> landed_after_;     // guarded by mu_: the timed fill, after it was armed
   std::string late_error_;                   // written by the timer thread, read after it is joined
   std::jthread timer_;
 };
