@@ -1,7 +1,8 @@
 // What users run: `crashkit run --fault sigkill --cycles N` against a minimal daemon
 // (notify-fixture: READY=1, then waits), against the floor measured in the same run: a bare
 // posix_spawn -> READY -> SIGKILL -> waitpid loop on the same daemon. The two alternate in rounds
-// so machine noise hits both alike. Then one long run's per-cycle cost, from the daemon's own
+// so machine noise hits both alike; the median cycle of each round (from the daemon's READY stamps)
+// is a second, noise-robust figure. Then one long run's per-cycle cost, from the daemon's own
 // READY stamps, by decade of cycles: flat from cycle 1 to 10,000 means no per-cycle growth.
 //
 //   run_cycles [CYCLES_PER_ROUND=1000] [ROUNDS=9] [LONG_RUN=10000]
@@ -78,7 +79,8 @@ double crashkit_round(int cycles, const std::string& fixture, const fs::path& ru
 }
 
 // The floor: spawn, block in recv() for READY, SIGKILL, reap.
-double floor_round(int cycles, const std::string& fixture, const fs::path& sock_path) {
+double floor_round(int cycles, const std::string& fixture, const fs::path& sock_path,
+                   const std::string& stamp) {
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
@@ -88,7 +90,7 @@ double floor_round(int cycles, const std::string& fixture, const fs::path& sock_
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.push_back("NOTIFY_SOCKET=" + sock_path.string());
-  std::vector<std::string> argv{fixture};
+  std::vector<std::string> argv{fixture, "--stamp", stamp};
   auto envp = c_array(env);
   auto av = c_array(argv);
   char buf[4096];
@@ -117,6 +119,23 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The daemon's READY stamps (ns), one per start, in order; the file is removed.
+std::vector<long long> read_stamps(const fs::path& file) {
+  std::vector<long long> ns;
+  std::ifstream in(file);
+  for (long long v = 0; in >> v;) ns.push_back(v);
+  fs::remove(file);
+  return ns;
+}
+
+// Median interval between consecutive READYs in us: one cycle's whole cost, robust to the few
+// cycles a busy machine stretches by milliseconds.
+double median_cycle_us(const std::vector<long long>& ns) {
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < ns.size(); ++i) gaps.push_back((ns[i] - ns[i - 1]) / 1e3);
+  return median(gaps);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,11 +154,16 @@ int main(int argc, char** argv) {
   // Paired rounds, the order alternating: the machine's speed drifts by several percent over
   // seconds (seen here: one loop 1.80 then 1.89 ms per cycle a minute later), so each round's
   // ratio compares two runs a second apart, and the median of those ratios is the result.
+  // Each round also stamps every READY, for a second figure: the median cycle of each side.
+  // A total counts every cycle a busy machine stretched; a median does not.
   double t_crashkit = 0, t_floor = 0;
-  std::vector<double> ratios;
+  std::vector<double> ratios, cycle_ratios, floor_cycles, crashkit_cycles;
+  const std::string stamps_c = (dir / "stamps.c").string(), stamps_f = (dir / "stamps.f").string();
   for (int r = 0; r < rounds; ++r) {
-    auto ours = [&] { return crashkit_round(per_round, fixture, dir / fmt::format("r{}", r)); };
-    auto bare = [&] { return floor_round(per_round + 1, fixture, dir / "floor.sock"); };
+    auto ours = [&] {
+      return crashkit_round(per_round, fixture, dir / fmt::format("r{}", r), stamps_c);
+    };
+    auto bare = [&] { return floor_round(per_round + 1, fixture, dir / "floor.sock", stamps_f); };
     double c = 0, f = 0;
     if (r % 2 == 0) {
       c = ours();
@@ -151,6 +175,9 @@ int main(int argc, char** argv) {
     t_crashkit += c;
     t_floor += f;
     ratios.push_back(f / c);
+    crashkit_cycles.push_back(median_cycle_us(read_stamps(stamps_c)));
+    floor_cycles.push_back(median_cycle_us(read_stamps(stamps_f)));
+    cycle_ratios.push_back(floor_cycles.back() / crashkit_cycles.back());
   }
   const double starts = static_cast<double>(rounds) * (per_round + 1);
   fmt::print("start -> READY -> SIGKILL -> reap: {} rounds of {} cycles ({} starts each side)\n",
@@ -162,13 +189,17 @@ int main(int argc, char** argv) {
       "ratio crashkit run / floor: {:.3f} (goal >= 0.95); rounds {:.3f}..{:.3f}, "
       "all rounds together {:.3f}\n",
       median(ratios), ratios.front(), ratios.back(), t_floor / t_crashkit);
+  std::sort(cycle_ratios.begin(), cycle_ratios.end());
+  fmt::print(
+      "median cycle (READY to READY): floor {:.1f} us, crashkit run {:.1f} us; ratio {:.3f}, "
+      "rounds {:.3f}..{:.3f}\n",
+      median(floor_cycles), median(crashkit_cycles), median(cycle_ratios), cycle_ratios.front(),
+      cycle_ratios.back());
 
   // One long run: the interval between consecutive READYs is one cycle's whole cost.
   const fs::path stamps = dir / "stamps";
   double t_long = crashkit_round(long_run, fixture, dir / "long", stamps.string());
-  std::vector<long long> ns;
-  std::ifstream in(stamps);
-  for (long long v = 0; in >> v;) ns.push_back(v);
+  const std::vector<long long> ns = read_stamps(stamps);
   fmt::print("one run of {} cycles: {:.1f} s, {:.1f} starts/s\n", long_run, t_long,
              (long_run + 1) / t_long);
   // Decades of cycles: 1..10, 11..100, 101..1000, ... (gap i is cycle i's cost).
