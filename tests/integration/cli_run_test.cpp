@@ -66,6 +66,26 @@ TEST(CliRun, EachStartKeepsItsOwnOutputFiles) {
   EXPECT_TRUE(test::no_children_left());
 }
 
+// A restart reuses the last plain start's argv and environment with CRASHKIT_CYCLE changed
+// (the test above checks that); a target that names {cycle} in its arguments is built anew for
+// each start, so each sees its own cycle there too.
+TEST(CliRun, ATargetNamingItsCycleSeesEachCycle) {
+  namespace fs = std::filesystem;
+  const fs::path base = fs::temp_directory_path() / ("ck-cycle-arg-" + std::to_string(getpid()));
+  fs::remove_all(base);
+  auto r = test::run_cli(
+      {kCli, "run", "--fault", "sigkill", "--cycles", "2", "--keep", "--run-dir", base.string(),
+       "--", "/bin/sh", "-c", "echo {cycle} $CRASHKIT_CYCLE; exec " + kFixture + " --mode ready"},
+      std::chrono::minutes(2));
+  ASSERT_EQ(r.code(), 0) << r.output;
+  for (auto [cycle, start] : {std::pair{0, 0}, {1, 1}, {2, 1}}) {
+    std::ifstream out(base / "artifacts" / fmt::format("target.{}.{}.stdout", cycle, start));
+    std::string o((std::istreambuf_iterator<char>(out)), {});
+    EXPECT_EQ(o, fmt::format("{0} {0}\n", cycle)) << cycle;
+  }
+  fs::remove_all(base);
+}
+
 TEST(CliRun, NeverReadyIsNotReady) {
   auto r = run({"--ready-timeout", "300ms"}, {kFixture, "--mode", "never-ready"});
   EXPECT_EQ(r.code(), 1) << r.output;

@@ -97,6 +97,7 @@ class CellRun {
     }
     return p;
   }
+  static std::string cycle_variable(int cycle) { return "CRASHKIT_CYCLE=" + std::to_string(cycle); }
   std::vector<std::string> env(int cycle, const std::vector<std::string>& more = {}) const {
     const Placeholders p = placeholders(cycle);
     std::vector<std::string> extra = p.apply(spec_.extra_env);
@@ -104,7 +105,7 @@ class CellRun {
     extra.push_back("CRASHKIT_DATA_DIR=" + p.data_dir);
     if (replica_ >= 0) extra.push_back("CRASHKIT_REPLICA=" + std::to_string(replica_));
     extra.push_back("CRASHKIT_LEDGER=" + run_.ledger.string());
-    extra.push_back("CRASHKIT_CYCLE=" + std::to_string(cycle));
+    extra.push_back(cycle_variable(cycle));
     if (user_) {
       // What a login (and systemd's User=) gives the user, so tools do not use root's home or
       // private TMPDIR (mariadb-install-db fails on the latter). TMPDIR: the run's scratch dir.
@@ -284,6 +285,14 @@ class CellRun {
   // whole when its daemon or command ends (docs/architecture.md, "Containment").
   Containment daemons_ = Containment::create();
   Daemon::KeptPipes kept_pipes_;  // the target's stdout/stderr across its starts
+  // A lone target's plain starts differ only in CRASHKIT_CYCLE unless a placeholder names
+  // {cycle}: the first one's argv and environment, kept for the others (cell_start.cpp).
+  struct StartCommand {
+    std::vector<std::string> argv, env;
+    std::size_t cycle_at = 0;  // env's CRASHKIT_CYCLE entry
+  };
+  std::optional<StartCommand> plain_start_;
+  void start_command(int cycle, const std::vector<std::string>& more, Daemon::Options& o);
   Containment commands_ = Containment::create();
   // A workload left running in the background while a fault lands (sigkill-after): the
   // commands run meanwhile (a leader command) end by killing commands_, never the workload.
