@@ -16,10 +16,10 @@ namespace crashkit {
 namespace {
 
 // The capture for "<prefix><suffix>": a new one in `slot`, or the kept one pointed at the file.
-std::optional<Error> capture_into(std::optional<OutputCapture>& slot, const std::string& file,
+std::optional<Error> capture_into(std::optional<OutputCapture>& slot, std::string file,
                                   std::size_t limit, bool kept) {
   if (kept && slot) {
-    slot->rotate(file);
+    slot->rotate(std::move(file));
     return std::nullopt;
   }
   auto c = OutputCapture::open(file, limit, OutputCapture::FileCreation::on_first_byte);
@@ -44,10 +44,10 @@ Result<Daemon> Daemon::start(Options o, NotifyReceiver& rx) {
   s.argv = std::move(o.argv);
   s.env = std::move(o.env);
   s.env.push_back("NOTIFY_SOCKET=" + rx.address());
-  s.user = o.user;
-  s.cwd = o.cwd;
+  s.user = std::move(o.user);
+  s.cwd = std::move(o.cwd);
   s.deny_io_uring = o.deny_io_uring;
-  s.limits = o.limits;
+  s.limits = std::move(o.limits);
   s.memory_cgroup_procs = o.memory_cgroup_procs;
   s.containment = o.containment;
   s.stdout_fd = out ? out->write_fd() : -1;

@@ -354,7 +354,7 @@ void OutputCapture::settle() {
   s_->settled = true;  // file() still names it: the start's output is there
 }
 
-void OutputCapture::rotate(const std::filesystem::path& next) {
+void OutputCapture::rotate(std::string next) {
   if (!s_) return;
   std::lock_guard io(s_->io);
   if (!s_->settled) {  // settle() was skipped: end the previous file as it would have
@@ -362,7 +362,7 @@ void OutputCapture::rotate(const std::filesystem::path& next) {
     s_->close_file();
     s_->record_loss();
   }
-  s_->path = next.string();
+  s_->path = std::move(next);
   s_->settled = false;
   s_->written = s_->dropped = 0;
   s_->loss = CaptureLoss{};

@@ -53,7 +53,7 @@ class OutputCapture {
   // limit and tail. The caller must know that no process of the ended start holds the pipe any
   // more (they were killed and reaped), or their late output would land in `next`.
   void settle();
-  void rotate(const std::filesystem::path& next);
+  void rotate(std::string next);
   // The file it writes to (which may not exist yet: FileCreation::on_first_byte).
   std::filesystem::path file() const;
 
