@@ -117,7 +117,7 @@ CellResult CellRun::run_signal_fault() {
             result, cr,
             {Outcome::unexpected_exit, fmt::format("cycle {}: daemon died without a fault: {}",
                                                    cycle, how_it_ended(*daemon))});
-      result.cycles.push_back(cr);
+      result.cycles.push_back(std::move(cr));
       continue;
     }
     daemon.reset();
@@ -126,7 +126,7 @@ CellResult CellRun::run_signal_fault() {
     if (auto v = disk_release()) return end_on(result, cr, *v);
     if (auto v = run_checks(spec_.check_offline, cycle, "offline")) return end_on(result, cr, *v);
     if (auto v = recover_and_check(cycle, 1, cr, daemon)) return end_on(result, cr, *v);
-    result.cycles.push_back(cr);
+    result.cycles.push_back(std::move(cr));
   }
   auto last = stop_clean(*daemon, spec_.cycles);
   if (last.escalated)
