@@ -110,11 +110,12 @@ bool exited_cleanly(pid_t pid) {
 // A throw-away child started inside `probe` (clone3 CLONE_INTO_CGROUP), as the target's starts
 // will be. It never migrates; a child that moves itself in by writing cgroup.procs takes the
 // kernel's threadgroup write lock (an RCU grace period), which was about 0.7 ms of a 10 ms
-// `crashkit run --cycles 1`. 1 or 0: did it start and exit there; -1 with errno when clone3
-// could not start it.
+// `crashkit run --cycles 1`. 1 or 0: did it start and exit there; -1 when this kernel, sandbox
+// or architecture has no clone3 into a cgroup (clone_into_cgroup_unsupported), as a spawn would
+// find it.
 int clone_into(const std::string& probe) {
   int dir = ::open(probe.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return -1;
+  if (dir < 0) return 0;
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // as for vfork
@@ -124,15 +125,14 @@ int clone_into(const std::string& probe) {
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::close(dir);
   if (pidfd >= 0) ::close(pidfd);
-  errno = e;
-  if (pid < 0) return -1;
+  if (pid < 0) return clone_into_cgroup_unsupported(e) ? -1 : 0;
   return exited_cleanly(pid) ? 1 : 0;
 }
 
 // Can a child of ours join a cgroup under `base`? Tried once with a throw-away child: the rules
 // (write access to the common ancestor's cgroup.procs, no controllers in the way) are the
-// kernel's to judge. Where clone3 cannot start it inside, the child moves itself in, as
-// Child::spawn's own fallback does.
+// kernel's to judge. It is started the way Child::spawn will start the target: inside, with
+// clone3, or where that is unsupported, moving itself in.
 bool child_can_join(const std::string& base) {
   const std::string probe = base + "/probe";
   if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) return false;
