@@ -101,6 +101,8 @@ TEST(Child, LeadsItsOwnProcessGroupAndHasADeathSignal) {
   std::string out = cap->finish();
   EXPECT_NE(out.find(std::to_string(c->pid())), std::string::npos) << out;  // pgid == pid
   EXPECT_NE(out.find("0000000000000000"), std::string::npos) << out;        // mask reset
+  std::error_code ec;
+  fs::remove(cap->file(), ec);
 }
 
 TEST(Child, TerminateOrKillEscalatesWhenSigtermIsIgnored) {
@@ -169,6 +171,8 @@ TEST(Child, DropsPrivilegesToAnotherUser) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->wait().success());
   EXPECT_NE(cap->finish().find(std::to_string(nobody->uid)), std::string::npos);
+  std::error_code ec;
+  fs::remove(cap->file(), ec);
 }
 
 TEST(Child, UnknownUserIsAUsageError) {

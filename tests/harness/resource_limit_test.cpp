@@ -77,6 +77,8 @@ TEST(ResourceLimit, TheTargetRunsUnderItsLimits) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->wait().success());
   EXPECT_EQ(cap->finish(), "37\n41\n0\n");
+  std::error_code ec;
+  fs::remove(cap->file(), ec);
 }
 
 // The kernel caps NOFILE at fs.nr_open (2^20 by default), even for root: the start fails, named.
