@@ -93,8 +93,7 @@ struct ChildPlan {
 };
 
 // Async-signal-safe: only syscalls, no allocation, no locks. Runs in the vfork child, or in a
-// clone3 child on a stack AddressSanitizer does not know (hence uninstrumented).
-#define CRASHKIT_CHILD_SIDE __attribute__((no_sanitize_address))
+// clone3 child on a stack AddressSanitizer does not know (hence CRASHKIT_CHILD_SIDE).
 [[noreturn]] CRASHKIT_CHILD_SIDE void fail_child(ChildPlan& p, Child::Stage stage) {
   p.failed_errno = errno;
   p.failed_stage = static_cast<int>(stage);

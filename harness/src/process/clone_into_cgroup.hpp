@@ -23,6 +23,9 @@ namespace crashkit {
 
 using CloneEntry = int (*)(void*);
 
+// Marks `entry` and what it calls: they run on a stack AddressSanitizer does not know.
+#define CRASHKIT_CHILD_SIDE __attribute__((no_sanitize_address))
+
 // The child's pid (and a pidfd for it in *pidfd, O_CLOEXEC), or -1 with errno set.
 pid_t clone_vfork_into_cgroup(int cgroup_dir_fd, int* pidfd, CloneEntry entry, void* arg);
 
